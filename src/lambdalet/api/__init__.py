@@ -1,0 +1,1 @@
+"""The HTTP front door: the Lambda REST API."""

@@ -1,0 +1,153 @@
+"""The ASGI application: the Lambda REST API plus lambdalet's own small endpoints.
+
+Every error is answered in AWS's shape: ``x-amzn-ErrorType`` header and a JSON body with
+``Type`` and ``Message``/``message``; anything unexpected becomes a logged ServiceException.
+Requests are not checked for SigV4 signatures yet: any credentials are accepted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from lambdalet.api import functions
+from lambdalet.api.invoke import invoke
+from lambdalet.api.requests import parse_function_name
+from lambdalet.errors import (
+    AwsError,
+    ResourceNotFoundException,
+    ServiceException,
+    UnknownOperationException,
+)
+from lambdalet.node import Node
+
+log = logging.getLogger(__name__)
+
+FUNCTIONS = "/2015-03-31/functions"
+FUNCTION = FUNCTIONS + "/{function_name:str}"
+
+
+def error_response(error: AwsError, request_id: str | None = None) -> JSONResponse:
+    """An AWS-shaped error response."""
+    request_id = request_id or str(uuid.uuid4())
+    headers = {"x-amzn-ErrorType": error.code, "x-amzn-RequestId": request_id}
+    if error.code == "TooManyRequestsException":
+        headers["Retry-After"] = "1"
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+async def _aws_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AwsError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(
+        UnknownOperationException(f"No operation for {request.method} {request.url.path}")
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    request_id = str(uuid.uuid4())
+    log.exception(
+        "request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc
+    )
+    return error_response(
+        ServiceException(f"lambdalet failed to handle the request (request id {request_id})"),
+        request_id,
+    )
+
+
+async def download_code(request: Request) -> Response:
+    """The zip a GetFunction response's Code.Location points to."""
+    node = functions.node_of(request)
+    sha256_hex = request.path_params["sha256_hex"]
+    path = node.blobs.zip_path(sha256_hex)
+    if (
+        len(sha256_hex) != 64
+        or not all(c in "0123456789abcdef" for c in sha256_hex)
+        or not path.exists()
+    ):
+        raise ResourceNotFoundException(f"No code blob {sha256_hex}")
+    return FileResponse(path, media_type="application/zip")
+
+
+async def read_logs(request: Request) -> Response:
+    """A function's log lines after a given id: what ``lambdalet logs --follow`` polls."""
+    node = functions.node_of(request)
+    name, _ = parse_function_name(request.path_params["function_name"])
+    await node.function(name)
+    after_id = int(request.query_params.get("after_id", "0") or 0)
+    limit = min(int(request.query_params.get("limit", "1000") or 1000), 10000)
+    events = await node.store.read_logs(name, after_id, limit)
+    return JSONResponse(
+        {
+            "events": [
+                {
+                    "id": event_id,
+                    "requestId": e.request_id,
+                    "timestamp": e.at_unix_ms,
+                    "message": e.message,
+                }
+                for event_id, e in events
+            ]
+        }
+    )
+
+
+async def health(request: Request) -> Response:
+    """Liveness: 200 once the node has started."""
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
+    """The ASGI app serving ``node``; it starts and stops the node with its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_node:
+            await node.start()
+        try:
+            yield
+        finally:
+            if manage_node:
+                await node.stop()
+
+    routes = [
+        Route(FUNCTIONS, functions.create_function, methods=["POST"]),
+        Route(FUNCTIONS, functions.list_functions, methods=["GET"]),
+        Route(FUNCTIONS + "/", functions.list_functions, methods=["GET"]),
+        Route(FUNCTION, functions.get_function, methods=["GET"]),
+        Route(FUNCTION, functions.delete_function, methods=["DELETE"]),
+        Route(FUNCTION + "/configuration", functions.get_function_configuration, methods=["GET"]),
+        Route(
+            FUNCTION + "/configuration", functions.update_function_configuration, methods=["PUT"]
+        ),
+        Route(FUNCTION + "/code", functions.update_function_code, methods=["PUT"]),
+        Route(FUNCTION + "/invocations", invoke, methods=["POST"]),
+        Route("/2016-08-19/account-settings", functions.get_account_settings, methods=["GET"]),
+        Route("/2016-08-19/account-settings/", functions.get_account_settings, methods=["GET"]),
+        Route("/_lambdalet/code/{sha256_hex:str}.zip", download_code, methods=["GET"]),
+        Route("/_lambdalet/functions/{function_name:str}/logs", read_logs, methods=["GET"]),
+        Route("/_lambdalet/health", health, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            AwsError: _aws_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.node = node
+    return app

@@ -1,0 +1,355 @@
+"""Control-plane operations on functions: create, read, list, update, delete, account settings.
+
+Code arrives as ``Code.ZipFile`` (base64 in JSON, as botocore sends it). S3 locations and
+container images are refused with a message saying so. ``Publish`` is accepted and ignored
+until versions exist; every function has just ``$LATEST``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import platform
+import re
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from lambdalet.api import shapes
+from lambdalet.api.codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, extract_zip
+from lambdalet.api.requests import (
+    FUNCTION_NAME,
+    json_object,
+    parse_function_name,
+    require_range,
+    require_string,
+)
+from lambdalet.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+from lambdalet.models import FunctionConfig, now_ms
+from lambdalet.node import Node
+from lambdalet.runtime import launch
+
+# base64 of a 50 MB zip plus the rest of the JSON document.
+MAX_CREATE_BODY_BYTES = 70 * 1024 * 1024
+MAX_ENVIRONMENT_BYTES = 4096
+ENV_KEY = re.compile(r"[a-zA-Z]([a-zA-Z0-9_])+")
+HOST_ARCHITECTURE = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+}.get(platform.machine().lower(), platform.machine().lower())
+
+
+def node_of(request: Request) -> Node:
+    """The node serving this request."""
+    node: Node = request.app.state.node
+    return node
+
+
+def _check_runtime(runtime: Any, runtimes: dict[str, str]) -> str:
+    if not isinstance(runtime, str) or runtime not in runtimes:
+        available = ", ".join(sorted(runtimes))
+        raise InvalidParameterValueException(
+            f"The runtime parameter of {runtime} is not supported on this lambdalet host."
+            f" Available runtimes: {available}"
+        )
+    return runtime
+
+
+def _check_environment(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    variables = value.get("Variables", {}) if isinstance(value, dict) else None
+    if not isinstance(variables, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
+    ):
+        raise InvalidParameterValueException("Environment.Variables must map strings to strings")
+    for key in variables:
+        if not ENV_KEY.fullmatch(key):
+            raise ValidationException(
+                f"1 validation error detected: Value at 'environment.variables' failed to satisfy"
+                f" constraint: Map keys must satisfy constraint: [Member must satisfy regular"
+                f" expression pattern: [a-zA-Z]([a-zA-Z0-9_])+] (key '{key}')"
+            )
+    reserved = sorted(set(variables) & launch.RESERVED_ENV_KEYS)
+    if reserved:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment"
+            " variables you have provided contains reserved keys that are currently not"
+            " supported for modification. Reserved keys used in this request: "
+            + ", ".join(reserved)
+        )
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment"
+            f" variables you have provided exceeded the 4KB limit ({size} bytes)."
+        )
+    return dict(variables)
+
+
+def _check_architectures(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return (HOST_ARCHITECTURE,)
+    if value != [HOST_ARCHITECTURE]:
+        raise InvalidParameterValueException(
+            f"Architectures {value} cannot run on this host; use ['{HOST_ARCHITECTURE}']"
+        )
+    return (HOST_ARCHITECTURE,)
+
+
+def _check_handler(handler: Any, runtime: str) -> str:
+    if handler is None:
+        if launch.is_custom(runtime):
+            return "bootstrap"
+        raise InvalidParameterValueException(f"Handler is required for runtime {runtime}")
+    return require_string(handler, "handler", 128, pattern=r"[^\s]+")
+
+
+def _apply_settings(config: FunctionConfig, body: dict[str, Any], node: Node) -> FunctionConfig:
+    """Validate the configuration fields present in ``body`` and apply them."""
+    changes: dict[str, Any] = {}
+    if "Runtime" in body:
+        changes["runtime"] = _check_runtime(body["Runtime"], node.settings.runtimes)
+    runtime = changes.get("runtime", config.runtime)
+    if "Handler" in body or "Runtime" in body:
+        changes["handler"] = _check_handler(body.get("Handler", config.handler or None), runtime)
+    if "Role" in body:
+        changes["role"] = require_string(
+            body["Role"],
+            "role",
+            2048,
+            pattern=r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+",
+        )
+    if "Description" in body:
+        changes["description"] = require_string(body["Description"], "description", 256)
+    if "Timeout" in body:
+        changes["timeout_s"] = require_range(body["Timeout"], "timeout", 1, 900)
+    if "MemorySize" in body:
+        changes["memory_mb"] = require_range(body["MemorySize"], "memorySize", 128, 10240)
+    if "EphemeralStorage" in body:
+        storage = body["EphemeralStorage"]
+        size = storage.get("Size") if isinstance(storage, dict) else storage
+        changes["ephemeral_storage_mb"] = require_range(size, "ephemeralStorage.size", 512, 10240)
+    if "Environment" in body:
+        changes["environment"] = _check_environment(body["Environment"])
+    if body.get("PackageType", "Zip") != "Zip":
+        raise InvalidParameterValueException(
+            "Container images are not supported by lambdalet; use PackageType Zip"
+        )
+    return config.evolve(**changes)
+
+
+async def _store_code(
+    node: Node, code: Any, config: FunctionConfig, required: str | None
+) -> FunctionConfig:
+    """Check and keep the zip in ``code``; return ``config`` pointing at it.
+
+    ``required`` names a file that must be in the zip (the handler's, at CreateFunction).
+    """
+    if not isinstance(code, dict) or "ZipFile" not in code:
+        if isinstance(code, dict) and ("S3Bucket" in code or "ImageUri" in code):
+            raise InvalidParameterValueException(
+                "lambdalet takes code as ZipFile only; S3 locations and images are not supported"
+            )
+        raise InvalidParameterValueException("Code.ZipFile is required (a base64-encoded zip)")
+    try:
+        zip_bytes = await asyncio.to_thread(base64.b64decode, code["ZipFile"], validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise InvalidRequestContentException("Code.ZipFile is not valid base64") from None
+    sha256_hex = hashlib.sha256(zip_bytes).hexdigest()
+    blobs = node.blobs
+    if len(zip_bytes) > MAX_ZIPPED_BYTES:
+        raise InvalidParameterValueException(
+            f"Zipped size must be smaller than {MAX_ZIPPED_BYTES} bytes"
+        )
+    async with node.code_lock:
+        if not blobs.has(sha256_hex):
+            scratch = blobs.scratch_dir()
+            await asyncio.to_thread(extract_zip, zip_bytes, scratch, required)
+            await asyncio.to_thread(blobs.put, sha256_hex, zip_bytes, scratch)
+        elif required is not None and not (blobs.tree_path(sha256_hex) / required).is_file():
+            raise InvalidParameterValueException(
+                f"The handler's file '{required}' is not in the zip; check the handler setting"
+                " and the zip's layout (files must be at the zip's root)"
+            )
+    return config.evolve(code_sha256_hex=sha256_hex, code_size_bytes=len(zip_bytes))
+
+
+async def _collect_code(node: Node, sha256_hex: str) -> None:
+    """Delete a code blob no function refers to any more."""
+    async with node.code_lock:
+        if sha256_hex and not await node.store.code_in_use(sha256_hex):
+            await asyncio.to_thread(node.blobs.delete, sha256_hex)
+
+
+async def create_function(request: Request) -> Response:
+    """CreateFunction: POST /2015-03-31/functions."""
+    node = node_of(request)
+    body = await json_object(request, MAX_CREATE_BODY_BYTES, "CreateFunction")
+    name = body.get("FunctionName")
+    if not isinstance(name, str) or not FUNCTION_NAME.match(name):
+        raise ValidationException(
+            f"1 validation error detected: Value '{name}' at 'functionName' failed to satisfy"
+            " constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"
+            " and have length between 1 and 64"
+        )
+    if "Role" not in body:
+        raise ValidationException(
+            "1 validation error detected: Value null at 'role' failed to"
+            " satisfy constraint: Member must not be null"
+        )
+    if "Runtime" not in body:
+        raise InvalidParameterValueException("Runtime is required for .zip file deployments")
+    blank = FunctionConfig(
+        name=name,
+        runtime="",
+        handler="",
+        role="",
+        code_sha256_hex="",
+        code_size_bytes=0,
+        revision_id=str(uuid.uuid4()),
+        last_modified_ms=now_ms(),
+    )
+    config = _apply_settings(blank, body, node)
+    config = config.evolve(architectures=_check_architectures(body.get("Architectures")))
+    tags = body.get("Tags") or {}
+    if not isinstance(tags, dict):
+        raise InvalidParameterValueException("Tags must map strings to strings")
+    config = config.evolve(tags={str(k): str(v) for k, v in tags.items()})
+    if await node.store.get_function(name) is not None:
+        raise ResourceConflictException(f"Function already exist: {name}")
+    config = await _store_code(node, body.get("Code"), config, launch.entry_file(config))
+    try:
+        await node.store.create_function(config)
+    except BaseException:
+        await _collect_code(node, config.code_sha256_hex)
+        raise
+    return JSONResponse(shapes.function_configuration(config, node.settings), status_code=201)
+
+
+async def _target(request: Request) -> tuple[Node, FunctionConfig]:
+    node = node_of(request)
+    name, qualifier = parse_function_name(request.path_params["function_name"])
+    qualifier = request.query_params.get("Qualifier", qualifier)
+    return node, await node.function(name, qualifier)
+
+
+async def get_function(request: Request) -> Response:
+    """GetFunction: GET /2015-03-31/functions/{FunctionName}."""
+    node, config = await _target(request)
+    return JSONResponse(shapes.get_function(config, node.settings))
+
+
+async def get_function_configuration(request: Request) -> Response:
+    """GetFunctionConfiguration: GET /2015-03-31/functions/{FunctionName}/configuration."""
+    node, config = await _target(request)
+    return JSONResponse(shapes.function_configuration(config, node.settings))
+
+
+async def list_functions(request: Request) -> Response:
+    """ListFunctions: GET /2015-03-31/functions, paginated by Marker and MaxItems."""
+    node = node_of(request)
+    raw_max = request.query_params.get("MaxItems", "50")
+    if not raw_max.isdigit():
+        raise ValidationException(
+            f"MaxItems must be an integer between 1 and 10000, not '{raw_max}'"
+        )
+    max_items = require_range(int(raw_max), "maxItems", 1, 10000)
+    marker = request.query_params.get("Marker") or None
+    found = await node.store.list_functions(marker, max_items + 1)
+    page = found[:max_items]
+    result: dict[str, Any] = {
+        "Functions": [shapes.function_configuration(c, node.settings) for c in page]
+    }
+    if len(found) > max_items:
+        result["NextMarker"] = page[-1].name
+    return JSONResponse(result)
+
+
+def _check_revision(body: dict[str, Any], config: FunctionConfig) -> str:
+    expected = body.get("RevisionId")
+    if expected is not None and expected != config.revision_id:
+        raise PreconditionFailedException(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+        )
+    return config.revision_id
+
+
+async def update_function_code(request: Request) -> Response:
+    """UpdateFunctionCode: PUT /2015-03-31/functions/{FunctionName}/code."""
+    node, config = await _target(request)
+    body = await json_object(request, MAX_CREATE_BODY_BYTES, "UpdateFunctionCode")
+    expected = _check_revision(body, config)
+    if "Architectures" in body:
+        config = config.evolve(architectures=_check_architectures(body["Architectures"]))
+    old_sha = config.code_sha256_hex
+    # As on AWS, a handler that does not match the new code fails at invoke, not here.
+    updated = await _store_code(node, body, config, None)
+    updated = updated.evolve(revision_id=str(uuid.uuid4()), last_modified_ms=now_ms())
+    try:
+        await node.store.update_function(updated, expected)
+    except BaseException:
+        await _collect_code(node, updated.code_sha256_hex)
+        raise
+    await node.router.retire(config.name)
+    if old_sha != updated.code_sha256_hex:
+        await _collect_code(node, old_sha)
+    return JSONResponse(shapes.function_configuration(updated, node.settings))
+
+
+async def update_function_configuration(request: Request) -> Response:
+    """UpdateFunctionConfiguration: PUT /2015-03-31/functions/{FunctionName}/configuration."""
+    node, config = await _target(request)
+    body = await json_object(request, 1024 * 1024, "UpdateFunctionConfiguration")
+    expected = _check_revision(body, config)
+    updated = _apply_settings(config, body, node)
+    updated = updated.evolve(revision_id=str(uuid.uuid4()), last_modified_ms=now_ms())
+    await node.store.update_function(updated, expected)
+    await node.router.retire(config.name)
+    return JSONResponse(shapes.function_configuration(updated, node.settings))
+
+
+async def delete_function(request: Request) -> Response:
+    """DeleteFunction: DELETE /2015-03-31/functions/{FunctionName}."""
+    node, config = await _target(request)
+    removed = await node.store.delete_function(config.name)
+    if removed is None:
+        raise ResourceNotFoundException(
+            f"Function not found: {node.settings.function_arn(config.name)}"
+        )
+    await node.router.retire(config.name)
+    await _collect_code(node, removed.code_sha256_hex)
+    return Response(status_code=204)
+
+
+async def get_account_settings(request: Request) -> Response:
+    """GetAccountSettings: GET /2016-08-19/account-settings."""
+    node = node_of(request)
+    total, count = await node.store.total_code_size_bytes()
+    limit = node.settings.concurrency_limit
+    return JSONResponse(
+        {
+            "AccountLimit": {
+                "TotalCodeSize": 80 * 1024**3,
+                "CodeSizeUnzipped": MAX_UNZIPPED_BYTES,
+                "CodeSizeZipped": MAX_ZIPPED_BYTES,
+                "ConcurrentExecutions": limit,
+                "UnreservedConcurrentExecutions": limit,
+            },
+            "AccountUsage": {"TotalCodeSize": total, "FunctionCount": count},
+        }
+    )

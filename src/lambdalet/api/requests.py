@@ -1,0 +1,142 @@
+"""Reading and checking what clients send: bodies with size limits, names, constraints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+
+from lambdalet.errors import (
+    InvalidRequestContentException,
+    RequestTooLargeException,
+    UnsupportedMediaTypeException,
+    ValidationException,
+)
+
+FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+ACCEPTED_MEDIA_TYPES = frozenset(
+    {
+        "",
+        "application/json",
+        "application/x-amz-json-1.0",
+        "application/x-amz-json-1.1",
+        "application/octet-stream",
+        "binary/octet-stream",
+        "text/plain",
+    }
+)
+_LARGE_JSON_BYTES = 64 * 1024
+
+
+def check_media_type(request: Request) -> None:
+    """Refuse a body that says it is neither JSON nor raw bytes."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in ACCEPTED_MEDIA_TYPES and not media_type.endswith("+json"):
+        raise UnsupportedMediaTypeException(
+            f"The content type '{media_type}' of the request body is not supported;"
+            " send JSON (application/json)"
+        )
+
+
+async def read_body(request: Request, limit_bytes: int, operation: str) -> bytes:
+    """The whole body, refusing it with 413 as soon as it passes ``limit_bytes``."""
+    declared = request.headers.get("content-length")
+    too_large = RequestTooLargeException(
+        f"Request must be smaller than {limit_bytes} bytes for the {operation} operation"
+    )
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_json(body: bytes) -> Any:
+    """Parse JSON, in a thread when it is big; InvalidRequestContentException if it is not."""
+    try:
+        if len(body) > _LARGE_JSON_BYTES:
+            return await asyncio.to_thread(json.loads, body)
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: {error}"
+        ) from None
+
+
+async def json_object(request: Request, limit_bytes: int, operation: str) -> dict[str, Any]:
+    """A request body that must be a JSON object (control-plane operations)."""
+    check_media_type(request)
+    body = await read_body(request, limit_bytes, operation)
+    value = await parse_json(body) if body.strip() else {}
+    if not isinstance(value, dict):
+        raise InvalidRequestContentException("The request body must be a JSON object")
+    return value
+
+
+def parse_function_name(raw: str) -> tuple[str, str | None]:
+    """(name, qualifier) from a name, ``name:qualifier``, a partial ARN or a full ARN."""
+    parts = raw.split(":")
+    name: str | None = None
+    qualifier: str | None = None
+    if raw.startswith("arn:") and len(parts) in (7, 8) and parts[5] == "function":
+        name, qualifier = parts[6], (parts[7] if len(parts) == 8 else None)
+    elif len(parts) in (3, 4) and parts[1] == "function":
+        name, qualifier = parts[2], (parts[3] if len(parts) == 4 else None)
+    elif len(parts) in (1, 2):
+        name, qualifier = parts[0], (parts[1] if len(parts) == 2 else None)
+    if name is None or not FUNCTION_NAME.match(name):
+        raise ValidationException(
+            f"1 validation error detected: Value '{raw}' at 'functionName' failed to satisfy"
+            " constraint: Member must satisfy regular expression pattern:"
+            " (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
+            "(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
+        )
+    return name, qualifier
+
+
+def require_range(value: Any, field: str, low: int, high: int) -> int:
+    """An integer within [low, high], or AWS's ValidationException naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy"
+            " constraint: Member must be an integer"
+        )
+    if value < low:
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy"
+            f" constraint: Member must have value greater than or equal to {low}"
+        )
+    if value > high:
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy"
+            f" constraint: Member must have value less than or equal to {high}"
+        )
+    return value
+
+
+def require_string(value: Any, field: str, max_length: int, *, pattern: str | None = None) -> str:
+    """A string of at most ``max_length`` characters matching ``pattern``."""
+    if not isinstance(value, str):
+        raise ValidationException(
+            f"1 validation error detected: Value at '{field}' failed to satisfy constraint:"
+            " Member must be a string"
+        )
+    if len(value) > max_length:
+        raise ValidationException(
+            f"1 validation error detected: Value at '{field}' failed to satisfy constraint:"
+            f" Member must have length less than or equal to {max_length}"
+        )
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy"
+            f" constraint: Member must satisfy regular expression pattern: {pattern}"
+        )
+    return value

@@ -1,0 +1,250 @@
+"""The ``lambdalet`` command: a thin layer over the API client and the Node.
+
+``serve`` runs a node; every other command calls a running node's API at ``--endpoint-url``
+(default ``http://127.0.0.1:9000``, or ``LAMBDALET_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lambdalet.client import ApiError, Client
+
+app = typer.Typer(
+    help="lambdalet: run AWS Lambda functions on your own machine.", no_args_is_help=True
+)
+console = Console()
+errors = Console(stderr=True)
+
+Endpoint = Annotated[
+    str, typer.Option("--endpoint-url", envvar="LAMBDALET_ENDPOINT_URL", help="API endpoint")
+]
+
+
+def _client(endpoint_url: str) -> Client:
+    return Client(endpoint_url)
+
+
+def _fail(error: Exception) -> typer.Exit:
+    if isinstance(error, ApiError):
+        errors.print(f"[red]{error.code}[/red]: {error.message}")
+    else:
+        errors.print(f"[red]error[/red]: {error}")
+    return typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="where state and code are kept")] = None,
+    deploy: Annotated[
+        list[Path] | None, typer.Option(help="function directory to deploy once started")
+    ] = None,
+) -> None:
+    """Run a lambdalet node (the embedded default: SQLite and a local data directory)."""
+    import uvicorn
+
+    from lambdalet.api.app import create_app
+    from lambdalet.config import Settings
+    from lambdalet.node import Node
+
+    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    node = Node(settings)
+    config = uvicorn.Config(
+        create_app(node),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+
+    async def deploy_when_started() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.02)
+        for directory in deploy or []:
+            try:
+                result = await asyncio.to_thread(
+                    _deploy_with_new_client, settings.base_url, directory
+                )
+                console.print(f"deployed [bold]{result['FunctionName']}[/bold] from {directory}")
+            except (ApiError, OSError, ValueError) as error:
+                errors.print(f"[red]could not deploy {directory}[/red]: {error}")
+        console.print(f"lambdalet is serving on {settings.base_url}")
+
+    async def run() -> None:
+        await asyncio.gather(server.serve(), deploy_when_started())
+
+    import uvloop
+
+    uvloop.run(run())
+
+
+def _deploy_with_new_client(endpoint_url: str, directory: Path) -> dict[str, Any]:
+    client = Client(endpoint_url)
+    try:
+        return client.deploy(directory)
+    finally:
+        client.close()
+
+
+@app.command("deploy")
+def deploy_command(
+    directory: Annotated[Path, typer.Argument(help="directory with the function's code")],
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+    name: Annotated[
+        str | None, typer.Option(help="function name (default: manifest or directory name)")
+    ] = None,
+    handler: Annotated[str | None, typer.Option(help="module.function, e.g. app.handler")] = None,
+    runtime: Annotated[str | None, typer.Option(help="runtime id, e.g. python3.11")] = None,
+    memory: Annotated[int | None, typer.Option(help="memory in MB (128-10240)")] = None,
+    timeout: Annotated[int | None, typer.Option(help="timeout in seconds (1-900)")] = None,
+) -> None:
+    """Create a function from a directory, or update it if it exists."""
+    if not directory.is_dir():
+        raise _fail(ValueError(f"{directory} is not a directory"))
+    client = _client(endpoint_url)
+    try:
+        result = client.deploy(
+            directory, name=name, handler=handler, runtime=runtime, memory=memory, timeout=timeout
+        )
+    except (ApiError, OSError, ValueError) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    console.print(
+        f"deployed [bold]{result['FunctionName']}[/bold] ({result['Runtime']}, {result['Handler']},"
+        f" {result['MemorySize']} MB) CodeSha256 {result['CodeSha256']}"
+    )
+
+
+@app.command()
+def invoke(
+    name: Annotated[str, typer.Argument(help="function name")],
+    payload: Annotated[str, typer.Option(help="JSON event")] = "{}",
+    event: Annotated[
+        bool, typer.Option("--event", help="invoke asynchronously (InvocationType=Event)")
+    ] = False,
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Invoke a function and print its result and log tail."""
+    client = _client(endpoint_url)
+    try:
+        response = client.invoke(
+            name, payload.encode(), invocation_type="Event" if event else "RequestResponse"
+        )
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    if event:
+        console.print(f"accepted (status {response.status}, request id {response.request_id})")
+        return
+    if response.log_text:
+        errors.print(response.log_text.rstrip("\n"), style="dim", highlight=False, markup=False)
+    sys.stdout.write(response.payload.decode("utf-8", "replace") + "\n")
+    if response.function_error:
+        raise typer.Exit(1)
+
+
+def httpx_errors() -> type[Exception]:
+    """The httpx error base class, imported lazily."""
+    import httpx
+
+    return httpx.HTTPError
+
+
+@app.command("ls")
+def list_command(endpoint_url: Endpoint = "http://127.0.0.1:9000") -> None:
+    """List functions."""
+    client = _client(endpoint_url)
+    try:
+        found = client.list_functions()
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    table = Table(
+        "Name", "Runtime", "Handler", "Memory (MB)", "Timeout (s)", "Code size", "Last modified"
+    )
+    for function in found:
+        table.add_row(
+            function["FunctionName"],
+            function["Runtime"],
+            function["Handler"],
+            str(function["MemorySize"]),
+            str(function["Timeout"]),
+            f"{function['CodeSize']:,} B",
+            function["LastModified"],
+        )
+    console.print(table)
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="function name")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Print a function's log lines (START, output, END, REPORT)."""
+    client = _client(endpoint_url)
+    after_id = 0
+    try:
+        while True:
+            for entry in client.read_logs(name, after_id):
+                after_id = entry["id"]
+                sys.stdout.write(entry["message"] + "\n")
+            sys.stdout.flush()
+            if not follow:
+                return
+            time.sleep(0.5)
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    except KeyboardInterrupt:
+        return
+    finally:
+        client.close()
+
+
+@app.command("rm")
+def remove(
+    name: Annotated[str, typer.Argument(help="function name")],
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Delete a function."""
+    client = _client(endpoint_url)
+    try:
+        client.delete_function(name)
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    console.print(f"deleted {name}")
+
+
+def main() -> None:
+    """Entry point of the ``lambdalet`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""A small synchronous client of lambdalet's API, used by the CLI.
+
+It speaks the same REST API as boto3 (without SigV4, which lambdalet does not check yet) plus
+lambdalet's log endpoint, and knows how to zip a directory and deploy it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from lambdalet.errors import LambdaletError
+
+MANIFEST = "lambdalet.json"
+DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lambdalet"
+
+
+class ApiError(LambdaletError):
+    """Raised when the API answers with an AWS-shaped error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class InvokeResponse:
+    """What Invoke answered."""
+
+    status: int
+    payload: bytes
+    function_error: str | None
+    log_text: str
+    request_id: str
+
+
+def zip_directory(directory: Path) -> bytes:
+    """A zip of everything under ``directory`` (the manifest aside), reproducible byte for byte."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for root, dirs, files in os.walk(directory):
+            dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
+            for file_name in sorted(files):
+                path = Path(root) / file_name
+                relative = path.relative_to(directory).as_posix()
+                if relative == MANIFEST:
+                    continue
+                info = zipfile.ZipInfo(relative, date_time=(1980, 1, 1, 0, 0, 0))
+                executable = path.stat().st_mode & stat.S_IXUSR
+                info.external_attr = (0o100755 if executable else 0o100644) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The directory's ``lambdalet.json`` (name, handler, runtime, ...), or {}."""
+    path = directory / MANIFEST
+    if not path.exists():
+        return {}
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+class Client:
+    """Calls one lambdalet node."""
+
+    def __init__(self, endpoint_url: str, timeout_s: float = 960.0) -> None:
+        self._http = httpx.Client(base_url=endpoint_url, timeout=timeout_s)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, **kwargs)
+        error_code = response.headers.get("x-amzn-errortype")
+        if error_code:
+            body = response.json() if response.content else {}
+            message = body.get("Message") or body.get("message") or response.text
+            raise ApiError(response.status_code, error_code.split(":")[0], message)
+        return response
+
+    def create_function(self, name: str, zip_bytes: bytes, **settings: Any) -> dict[str, Any]:
+        """CreateFunction with the zip and AWS-named settings (Handler, Runtime, ...)."""
+        body = {"FunctionName": name, "Role": DEFAULT_ROLE, **settings}
+        body["Code"] = {"ZipFile": base64.b64encode(zip_bytes).decode()}
+        result: dict[str, Any] = self._call("POST", "/2015-03-31/functions", json=body).json()
+        return result
+
+    def update_function_code(self, name: str, zip_bytes: bytes) -> dict[str, Any]:
+        """UpdateFunctionCode with a new zip."""
+        body = {"ZipFile": base64.b64encode(zip_bytes).decode()}
+        result: dict[str, Any] = self._call(
+            "PUT", f"/2015-03-31/functions/{quote(name)}/code", json=body
+        ).json()
+        return result
+
+    def update_function_configuration(self, name: str, **settings: Any) -> dict[str, Any]:
+        """UpdateFunctionConfiguration with AWS-named settings."""
+        path = f"/2015-03-31/functions/{quote(name)}/configuration"
+        result: dict[str, Any] = self._call("PUT", path, json=settings).json()
+        return result
+
+    def get_function(self, name: str) -> dict[str, Any]:
+        """GetFunction."""
+        result: dict[str, Any] = self._call("GET", f"/2015-03-31/functions/{quote(name)}").json()
+        return result
+
+    def list_functions(self) -> list[dict[str, Any]]:
+        """Every function, following NextMarker."""
+        found: list[dict[str, Any]] = []
+        marker = ""
+        while True:
+            params = {"MaxItems": "50", **({"Marker": marker} if marker else {})}
+            page = self._call("GET", "/2015-03-31/functions", params=params).json()
+            found += page["Functions"]
+            marker = page.get("NextMarker", "")
+            if not marker:
+                return found
+
+    def delete_function(self, name: str) -> None:
+        """DeleteFunction."""
+        self._call("DELETE", f"/2015-03-31/functions/{quote(name)}")
+
+    def invoke(
+        self, name: str, payload: bytes, *, invocation_type: str = "RequestResponse"
+    ) -> InvokeResponse:
+        """Invoke with LogType=Tail."""
+        headers = {"X-Amz-Invocation-Type": invocation_type, "X-Amz-Log-Type": "Tail"}
+        response = self._call(
+            "POST",
+            f"/2015-03-31/functions/{quote(name)}/invocations",
+            content=payload,
+            headers=headers,
+        )
+        log_result = response.headers.get("x-amz-log-result", "")
+        return InvokeResponse(
+            status=response.status_code,
+            payload=response.content,
+            function_error=response.headers.get("x-amz-function-error"),
+            log_text=base64.b64decode(log_result).decode("utf-8", "replace") if log_result else "",
+            request_id=response.headers.get("x-amzn-requestid", ""),
+        )
+
+    def read_logs(self, name: str, after_id: int = 0) -> list[dict[str, Any]]:
+        """Log events of a function with ids above ``after_id``."""
+        path = f"/_lambdalet/functions/{quote(name)}/logs"
+        events: list[dict[str, Any]] = self._call(
+            "GET", path, params={"after_id": after_id}
+        ).json()["events"]
+        return events
+
+    def deploy(self, directory: Path, **overrides: Any) -> dict[str, Any]:
+        """Create the function from ``directory``, or update its code and settings if it exists.
+
+        Settings come from the directory's ``lambdalet.json`` (keys ``name``, ``handler``,
+        ``runtime``, ``memory``, ``timeout``, ``environment``), overridden by ``overrides``.
+        """
+        manifest = {
+            **read_manifest(directory),
+            **{k: v for k, v in overrides.items() if v is not None},
+        }
+        name = manifest.get("name") or directory.resolve().name
+        settings: dict[str, Any] = {}
+        for key, aws_key in (
+            ("handler", "Handler"),
+            ("runtime", "Runtime"),
+            ("memory", "MemorySize"),
+            ("timeout", "Timeout"),
+            ("description", "Description"),
+        ):
+            if key in manifest:
+                settings[aws_key] = manifest[key]
+        if "environment" in manifest:
+            settings["Environment"] = {"Variables": manifest["environment"]}
+        zip_bytes = zip_directory(directory)
+        try:
+            self.get_function(name)
+        except ApiError as error:
+            if error.code != "ResourceNotFoundException":
+                raise
+            return self.create_function(name, zip_bytes, **settings)
+        updated = self.update_function_code(name, zip_bytes)
+        if settings:
+            updated = self.update_function_configuration(name, **settings)
+        return updated

@@ -1,0 +1,78 @@
+"""Settings: the one configuration object, built once in ``main`` and passed down.
+
+Every field can be set from the environment with the ``LAMBDALET_`` prefix, for example
+``LAMBDALET_PORT=9100``. Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PYTHON_RUNTIME_IDS = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
+CUSTOM_RUNTIME_IDS = ("provided", "provided.al2", "provided.al2023")
+
+
+def default_runtimes() -> dict[str, str]:
+    """Map each Python runtime id to a local interpreter, when the machine has one.
+
+    The interpreter running lambdalet serves its own version; other versions are looked up
+    on PATH (``python3.12`` for ``python3.12``). Custom runtimes need no interpreter: they
+    run the zip's ``bootstrap``.
+    """
+    runtimes: dict[str, str] = {}
+    own = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for runtime_id in PYTHON_RUNTIME_IDS:
+        if runtime_id == own:
+            runtimes[runtime_id] = sys.executable
+        else:
+            found = shutil.which(runtime_id)
+            if found:
+                runtimes[runtime_id] = found
+    for runtime_id in CUSTOM_RUNTIME_IDS:
+        runtimes[runtime_id] = "bootstrap"
+    return runtimes
+
+
+class Settings(BaseSettings):
+    """Everything lambdalet can be told, with the defaults of the embedded single node."""
+
+    model_config = SettingsConfigDict(env_prefix="LAMBDALET_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    data_dir: Path = Path(".lambdalet")
+    store_url: str = Field(
+        default="sqlite",
+        description="'sqlite' (a file in data_dir), 'sqlite:///path/to.db' or 'memory'",
+    )
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    billing_increment_ms: int = Field(default=1, description="1 (current AWS) or 100 (classic)")
+    keep_alive_ms: int = Field(default=600_000, description="idle time before a sandbox stops")
+    sandbox_backend: str = "process"
+    async_workers: int = Field(default=64, description="async events run at once")
+    concurrency_limit: int = Field(default=1000, description="account concurrent executions")
+    log_level: str = "info"
+    runtimes: dict[str, str] = Field(default_factory=default_runtimes)
+
+    @field_validator("billing_increment_ms")
+    @classmethod
+    def _positive_increment(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("billing_increment_ms must be at least 1")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients use to reach this node."""
+        return f"http://{self.host}:{self.port}"
+
+    def function_arn(self, name: str, qualifier: str | None = None) -> str:
+        """The ARN of a function, qualified when a version or alias is given."""
+        arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+        return f"{arn}:{qualifier}" if qualifier else arn

@@ -1,0 +1,1 @@
+"""Metering: billed duration, REPORT lines and the batched writer of usage records."""

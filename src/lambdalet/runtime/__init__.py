@@ -1,0 +1,1 @@
+"""Runtimes: code that runs inside sandboxes, and the Runtime API the host serves them."""

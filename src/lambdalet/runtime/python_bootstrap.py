@@ -1,0 +1,253 @@
+"""lambdalet's Python runtime: a Lambda Runtime API client that runs inside the sandbox.
+
+Standard library only: it is started as a script by the sandbox's interpreter and must not
+import lambdalet or anything installed. It behaves like AWS's Python runtime: it imports the
+handler once (module-level state survives between invocations), builds the context object,
+and reports errors with AWS's ``errorType`` names (``Runtime.ImportModuleError``,
+``Runtime.HandlerNotFound``, ``Runtime.UserCodeSyntaxError``, ``Runtime.MalformedHandlerName``,
+``Runtime.MarshalError``).
+"""
+
+from __future__ import annotations
+
+import decimal
+import http.client
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+API_PREFIX = "/2018-06-01/runtime"
+
+
+class CognitoIdentity:
+    """``context.identity``: the Cognito identity of a mobile caller, when there is one."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.cognito_identity_id = raw.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = raw.get("cognitoIdentityPoolId")
+
+
+class Client:
+    """``context.client_context.client``: the calling mobile app."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.installation_id = raw.get("installation_id")
+        self.app_title = raw.get("app_title")
+        self.app_version_name = raw.get("app_version_name")
+        self.app_version_code = raw.get("app_version_code")
+        self.app_package_name = raw.get("app_package_name")
+
+
+class ClientContext:
+    """``context.client_context``: what the caller passed as ClientContext."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.client = Client(raw["client"]) if raw.get("client") else None
+        self.custom = raw.get("custom")
+        self.env = raw.get("env")
+
+
+class LambdaContext:
+    """The second argument of every handler, with the fields and method AWS provides."""
+
+    def __init__(self, headers: http.client.HTTPMessage) -> None:
+        self.aws_request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
+        self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn", "")
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self._deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms", "0"))
+        identity = _json_header(headers, "Lambda-Runtime-Cognito-Identity")
+        self.identity = CognitoIdentity(identity) if identity else None
+        client_context = _json_header(headers, "Lambda-Runtime-Client-Context")
+        self.client_context = ClientContext(client_context) if client_context else None
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the invocation times out."""
+        return max(self._deadline_ms - time.time_ns() // 1_000_000, 0)
+
+    def __repr__(self) -> str:
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},"
+            f"function_name={self.function_name},function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn}])"
+        )
+
+
+def _json_header(headers: http.client.HTTPMessage, name: str) -> dict[str, Any] | None:
+    value = headers.get(name)
+    if not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+class HandlerError(Exception):
+    """Raised when the handler cannot be loaded; carries AWS's error type."""
+
+    def __init__(self, error_type: str, message: str, stack: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.stack = stack or []
+
+
+def _encode_decimal(value: object) -> object:
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _stack(error: BaseException) -> list[str]:
+    frames = traceback.extract_tb(error.__traceback__)
+    # Drop this runtime's own frames: the user sees only their code, as on AWS.
+    frames = traceback.StackSummary.from_list(
+        [frame for frame in frames if frame.filename != __file__]
+    )
+    return frames.format()
+
+
+def load_handler(spec: str) -> Any:
+    """Import ``module.function`` from the task root; raise HandlerError as AWS names it."""
+    try:
+        module_name, function_name = spec.rsplit(".", 1)
+    except ValueError as error:
+        raise HandlerError(
+            "Runtime.MalformedHandlerName", f"Bad handler '{spec}': {error}"
+        ) from None
+    module_name = module_name.replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise HandlerError(
+            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}"
+        ) from None
+    except SyntaxError as error:
+        raise HandlerError(
+            "Runtime.UserCodeSyntaxError",
+            f"Syntax error in module '{module_name}': {error}",
+            _stack(error),
+        ) from None
+    except Exception as error:
+        raise HandlerError(type(error).__name__, str(error), _stack(error)) from None
+    handler = getattr(module, function_name, None)
+    if handler is None:
+        raise HandlerError(
+            "Runtime.HandlerNotFound",
+            f"Handler '{function_name}' missing on module '{module_name}'",
+        )
+    return handler
+
+
+class RuntimeApi:
+    """A keep-alive HTTP client of the Runtime API."""
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self._connection = http.client.HTTPConnection(host, int(port))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[http.client.HTTPMessage, bytes]:
+        if method == "POST":
+            # Everything the handler printed must be in the pipe before the host sees the reply.
+            sys.stdout.flush()
+            sys.stderr.flush()
+        self._connection.request(method, API_PREFIX + path, body=body, headers=headers or {})
+        response = self._connection.getresponse()
+        return response.headers, response.read()
+
+    def next(self) -> tuple[http.client.HTTPMessage, bytes]:
+        """Wait for the next invocation."""
+        return self._request("GET", "/invocation/next")
+
+    def respond(self, request_id: str, body: bytes) -> None:
+        """Post a handler's result."""
+        headers = {"Content-Type": "application/json"}
+        self._request("POST", f"/invocation/{request_id}/response", body, headers)
+
+    def fail(self, path: str, error_type: str, message: str, stack: list[str]) -> None:
+        """Post an invocation or init error in AWS's shape."""
+        body = json.dumps(
+            {"errorMessage": message, "errorType": error_type, "requestId": "", "stackTrace": stack}
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Function-Error-Type": error_type,
+        }
+        self._request("POST", path, body, headers)
+
+
+def _log_error(error_type: str, message: str, stack: list[str]) -> None:
+    text = f"[ERROR] {error_type}: {message}"
+    if stack:
+        text += "\nTraceback (most recent call last):\n" + "".join(stack).rstrip("\n")
+    print(text, file=sys.stderr, flush=True)
+
+
+def _prepare_process() -> None:
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
+    # The script's own directory must not shadow user modules; the task root comes first.
+    if sys.path and os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0]):
+        sys.path.pop(0)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for extra in reversed([task_root, "/opt/python", f"/opt/python/lib/{version}/site-packages"]):
+        if extra not in sys.path:
+            sys.path.insert(0, extra)
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+
+
+def main() -> None:
+    """Load the handler, then serve invocations until the sandbox is stopped."""
+    _prepare_process()
+    api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    try:
+        handler = load_handler(os.environ["_HANDLER"])
+    except HandlerError as error:
+        _log_error(error.error_type, error.message, error.stack)
+        api.fail("/init/error", error.error_type, error.message, error.stack)
+        sys.exit(1)
+    while True:
+        headers, body = api.next()
+        request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
+        trace_id = headers.get("Lambda-Runtime-Trace-Id")
+        if trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        try:
+            event = json.loads(body) if body else {}
+            result = handler(event, LambdaContext(headers))
+        except Exception as error:
+            error_type, message, stack = type(error).__name__, str(error), _stack(error)
+            _log_error(error_type, message, stack)
+            api.fail(f"/invocation/{request_id}/error", error_type, message, stack)
+            continue
+        try:
+            encoded = json.dumps(result, default=_encode_decimal).encode()
+        except (TypeError, ValueError) as error:
+            message = f"Unable to marshal response: {error}"
+            _log_error("Runtime.MarshalError", message, [])
+            api.fail(f"/invocation/{request_id}/error", "Runtime.MarshalError", message, [])
+            continue
+        api.respond(request_id, encoded)
+
+
+if __name__ == "__main__":
+    main()

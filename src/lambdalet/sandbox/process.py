@@ -1,0 +1,221 @@
+"""The ``process`` sandbox backend: each sandbox is a child process in its own session.
+
+This backend runs the function as the host user with no namespaces or cgroups: it is the
+portable fallback and the reference for behaviour (Runtime API, logs, timeouts, crashes),
+not an isolation boundary. A crash or timeout kills the whole process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from lambdalet.models import Invocation, InvocationResult
+from lambdalet.runtime import launch
+from lambdalet.runtime.server import RuntimeApiServer
+from lambdalet.sandbox.base import SandboxInitError, SandboxSpec, SandboxState, SandboxStats
+from lambdalet.sandbox.output import OutputCollector
+
+INIT_TIMEOUT_S = 10.0
+
+
+def describe_exit(returncode: int) -> str:
+    """An exit status in the words AWS uses: ``exit status 1``, ``signal: killed``."""
+    if returncode < 0:
+        name = signal.strsignal(-returncode) or f"signal {-returncode}"
+        return f"signal: {name.lower()}"
+    return f"exit status {returncode}"
+
+
+def error_payload(error_type: str, message: str) -> bytes:
+    """The JSON body of an error lambdalet reports on a runtime's behalf."""
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def log_stream_name(version: str) -> str:
+    """A log stream name in AWS's form: ``2026/11/23/[$LATEST]<32 hex>``."""
+    return f"{datetime.now(UTC):%Y/%m/%d}/[{version}]{uuid.uuid4().hex}"
+
+
+class ProcessSandbox:
+    """A sandbox that is a plain child process."""
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self.state = SandboxState.STARTING
+        self.last_used_monotonic = time.monotonic()
+        self.sandbox_id = uuid.uuid4().hex[:12]
+        self._scratch = spec.scratch_root / self.sandbox_id
+        self._server: RuntimeApiServer | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._exit: asyncio.Task[int] | None = None
+        self._output: OutputCollector | None = None
+        self._stats = SandboxStats()
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        self._server = RuntimeApiServer()
+        address = await self._server.start()
+        tmp_dir = self._scratch / "tmp"
+        tmp_dir.mkdir(parents=True)
+        function = self.spec.function
+        env = launch.environment(
+            function,
+            code_dir=self.spec.code_dir,
+            tmp_dir=tmp_dir,
+            runtime_api=address,
+            region=self.spec.region,
+            log_stream_name=log_stream_name(function.version),
+        )
+        argv = launch.command(function, self.spec.runtimes, self.spec.code_dir)
+        read_fd, write_fd = os.pipe()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                env=env,
+                cwd=self.spec.code_dir,
+                start_new_session=True,
+            )
+        except OSError as error:
+            os.close(read_fd)
+            await self.stop()
+            reason = error.strerror.lower() if error.strerror else str(error)
+            message = f"RequestId: Error: fork/exec {argv[0]}: {reason}"
+            payload = error_payload("Runtime.InvalidEntrypoint", message)
+            raise SandboxInitError(payload, "Runtime.InvalidEntrypoint", [], 0.0) from None
+        finally:
+            os.close(write_fd)
+        self._output = OutputCollector(read_fd)
+        self._exit = asyncio.create_task(self._process.wait())
+        waiting: set[asyncio.Future[Any]] = {
+            self._server.first_poll,
+            self._server.init_error,
+            self._exit,
+        }
+        await asyncio.wait(waiting, timeout=INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        init_ms = (time.perf_counter() - started) * 1000
+        if self._server.first_poll.done() and not self._server.init_error.done():
+            self.state = SandboxState.READY
+            self._stats.init_duration_ms = init_ms
+            return
+        if self._server.init_error.done():
+            reply = self._server.init_error.result()
+            error_type = reply.error_type or "Runtime.Unknown"
+            payload = reply.payload
+        elif self._exit.done():
+            error_type = "Runtime.ExitError"
+            message = (
+                f"RequestId: Error: Runtime exited with error: {describe_exit(self._exit.result())}"
+            )
+            payload = error_payload(error_type, message)
+        else:
+            error_type = "Runtime.InitTimeout"
+            payload = error_payload(
+                error_type, f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds"
+            )
+        await self.stop()
+        lines = self._output.take()
+        raise SandboxInitError(payload, error_type, lines, init_ms)
+
+    async def invoke(self, invocation: Invocation, timeout_ms: int) -> InvocationResult:
+        assert self._server is not None and self._exit is not None and self._output is not None
+        assert self.state is SandboxState.READY, f"sandbox is {self.state.value}"
+        self.state = SandboxState.INVOKING
+        self._output.drain()
+        lines = self._output.take()
+        started = time.perf_counter()
+        reply = self._server.submit(invocation)
+        waiting: set[asyncio.Future[Any]] = {reply, self._exit}
+        await asyncio.wait(waiting, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
+        duration_ms = (time.perf_counter() - started) * 1000
+        self._stats.invocations += 1
+        if reply.done() and not reply.exception():
+            self._output.drain()
+            self.state = SandboxState.READY
+            self.last_used_monotonic = time.monotonic()
+            result = reply.result()
+            return InvocationResult(
+                payload=result.payload,
+                function_error="Unhandled" if result.error_type else None,
+                log_lines=lines + self._output.take(),
+                duration_ms=duration_ms,
+                max_memory_used_mb=self._peak_memory_mb(),
+            )
+        memory_mb = self._peak_memory_mb()
+        request_id = invocation.request_id
+        if self._exit.done():
+            error_type = "Runtime.ExitError"
+            detail = f"Runtime exited with error: {describe_exit(self._exit.result())}"
+        else:
+            error_type = "Sandbox.Timedout"
+            detail = f"Task timed out after {timeout_ms / 1000:.2f} seconds"
+        self._server.forget()
+        await self.stop()
+        lines += self._output.take()
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        lines.append(f"{stamp} {request_id} {detail}")
+        return InvocationResult(
+            payload=error_payload(error_type, f"RequestId: {request_id} Error: {detail}"),
+            function_error="Unhandled",
+            log_lines=lines,
+            duration_ms=duration_ms,
+            max_memory_used_mb=memory_mb,
+            sandbox_died=True,
+        )
+
+    async def stop(self) -> None:
+        if self.state is SandboxState.STOPPED:
+            return
+        self.state = SandboxState.STOPPED
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+        if self._exit is not None:
+            await self._exit
+        if self._output is not None:
+            self._output.drain()
+            self._output.close()
+        if self._server is not None:
+            await self._server.close()
+        await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+
+    def stats(self) -> SandboxStats:
+        return self._stats
+
+    def _peak_memory_mb(self) -> int:
+        """The runtime process's peak resident memory (VmHWM), in MB, rounded up."""
+        if self._process is None:
+            return 0
+        try:
+            with open(f"/proc/{self._process.pid}/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak_kb = int(line.split()[1])
+                        self._stats.max_memory_used_mb = max(
+                            self._stats.max_memory_used_mb, -(-peak_kb // 1024)
+                        )
+                        break
+        except (OSError, ValueError):
+            pass  # the process is gone: keep the last reading
+        return self._stats.max_memory_used_mb
+
+
+class ProcessBackend:
+    """Makes :class:`ProcessSandbox` instances."""
+
+    name = "process"
+
+    def create(self, spec: SandboxSpec) -> ProcessSandbox:
+        """A new, not yet started, process sandbox."""
+        return ProcessSandbox(spec)

@@ -1,0 +1,1 @@
+"""Scheduling: routing invocations to warm sandboxes, and the async event dispatcher."""

@@ -1,0 +1,263 @@
+"""The router: runs an invocation in a warm sandbox of its function, or starts one.
+
+Idle sandboxes are kept per (function, version, revision) and the most recently used one is
+picked first, so the others grow idle and expire. A configuration or code change makes a new
+revision: sandboxes of older ones are stopped rather than reused. Idle sandboxes stop after
+``Settings.keep_alive_ms`` (scale to zero). The account concurrency limit answers 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from lambdalet.config import Settings
+from lambdalet.errors import TooManyRequestsException
+from lambdalet.metering.billing import billed_duration_ms, end_line, report_line, start_line
+from lambdalet.metering.recorder import Recorder
+from lambdalet.models import (
+    FunctionConfig,
+    Invocation,
+    InvocationRecord,
+    InvocationResult,
+    LogEvent,
+    now_ms,
+)
+from lambdalet.sandbox.base import (
+    Sandbox,
+    SandboxBackend,
+    SandboxInitError,
+    SandboxSpec,
+    SandboxState,
+)
+from lambdalet.store.blobs import BlobStore
+
+log = logging.getLogger(__name__)
+
+SandboxKey = tuple[str, str, str]
+
+
+@dataclass
+class InvokeOutcome:
+    """An invocation's result with the log lines AWS would show for it."""
+
+    result: InvocationResult
+    log_lines: list[str]
+    billed_duration_ms: int
+
+
+class Router:
+    """Routes invocations to sandboxes and keeps the warm ones."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: SandboxBackend,
+        blobs: BlobStore,
+        recorder: Recorder,
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._blobs = blobs
+        self._recorder = recorder
+        self._idle: dict[SandboxKey, list[Sandbox]] = defaultdict(list)
+        self._busy: set[Sandbox] = set()
+        self._starting = 0
+        self._current_revision: dict[tuple[str, str], str] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._scratch_root = settings.data_dir / "sandboxes"
+
+    @property
+    def in_flight(self) -> int:
+        """Invocations running now (the account's concurrent executions)."""
+        return len(self._busy) + self._starting
+
+    def idle_count(self, name: str | None = None) -> int:
+        """Idle warm sandboxes, of one function or of all."""
+        return sum(len(s) for key, s in self._idle.items() if name is None or key[0] == name)
+
+    def start(self) -> None:
+        """Start the reaper that stops sandboxes idle for longer than the keep-alive."""
+        self._scratch_root.mkdir(parents=True, exist_ok=True)
+        self._reaper = asyncio.create_task(self._reap_forever(), name="sandbox-reaper")
+
+    async def stop(self) -> None:
+        """Stop the reaper and every sandbox."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        sandboxes = [s for idle in self._idle.values() for s in idle] + list(self._busy)
+        self._idle.clear()
+        await asyncio.gather(*(s.stop() for s in sandboxes), return_exceptions=True)
+
+    async def retire(self, name: str) -> None:
+        """Stop the idle sandboxes of a function that changed or was deleted."""
+        doomed = [key for key in self._idle if key[0] == name]
+        sandboxes = [s for key in doomed for s in self._idle.pop(key)]
+        self._current_revision = {k: v for k, v in self._current_revision.items() if k[0] != name}
+        await asyncio.gather(*(s.stop() for s in sandboxes), return_exceptions=True)
+
+    async def invoke(
+        self,
+        function: FunctionConfig,
+        invocation: Invocation,
+    ) -> InvokeOutcome:
+        """Run one invocation and meter it; raise TooManyRequestsException when over the limit."""
+        if self.in_flight >= self._settings.concurrency_limit:
+            raise TooManyRequestsException(
+                "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded"
+            )
+        self._current_revision[(function.name, function.version)] = function.revision_id
+        started_ms = now_ms()
+        init_ms: float | None = None
+        sandbox = self._take_idle(function.sandbox_key)
+        if sandbox is None:
+            self._starting += 1
+            try:
+                sandbox = await self._start_sandbox(function)
+            except SandboxInitError as error:
+                return self._finish(
+                    function, invocation, started_ms, self._init_failure(error), error.log_lines
+                )
+            finally:
+                self._starting -= 1
+            init_ms = sandbox.stats().init_duration_ms
+        self._busy.add(sandbox)
+        try:
+            result = await sandbox.invoke(invocation, function.timeout_s * 1000)
+        finally:
+            self._busy.discard(sandbox)
+            self._release(sandbox)
+        result.init_duration_ms = init_ms
+        return self._finish(function, invocation, started_ms, result, [])
+
+    async def _start_sandbox(self, function: FunctionConfig) -> Sandbox:
+        spec = SandboxSpec(
+            function=function,
+            code_dir=self._blobs.tree_path(function.code_sha256_hex),
+            runtimes=self._settings.runtimes,
+            region=self._settings.region,
+            scratch_root=self._scratch_root,
+        )
+        sandbox = self._backend.create(spec)
+        await sandbox.start()
+        return sandbox
+
+    def _take_idle(self, key: SandboxKey) -> Sandbox | None:
+        idle = self._idle.get(key)
+        while idle:
+            sandbox = idle.pop()
+            if sandbox.state is SandboxState.READY:
+                return sandbox
+        return None
+
+    def _release(self, sandbox: Sandbox) -> None:
+        function = sandbox.spec.function
+        current = self._current_revision.get((function.name, function.version))
+        if sandbox.state is SandboxState.READY and current == function.revision_id:
+            self._idle[function.sandbox_key].append(sandbox)
+        else:
+            task = asyncio.create_task(sandbox.stop())
+            task.add_done_callback(_log_failure)
+
+    @staticmethod
+    def _init_failure(error: SandboxInitError) -> InvocationResult:
+        return InvocationResult(
+            payload=error.payload,
+            function_error="Unhandled",
+            log_lines=[],
+            duration_ms=error.init_duration_ms,
+            max_memory_used_mb=0,
+            init_duration_ms=error.init_duration_ms,
+            sandbox_died=True,
+        )
+
+    def _finish(
+        self,
+        function: FunctionConfig,
+        invocation: Invocation,
+        started_ms: int,
+        result: InvocationResult,
+        before_start: list[str],
+    ) -> InvokeOutcome:
+        request_id = invocation.request_id
+        billed = billed_duration_ms(result.duration_ms, self._settings.billing_increment_ms)
+        lines = [
+            *before_start,
+            start_line(request_id, function.version),
+            *result.log_lines,
+            end_line(request_id),
+            report_line(
+                request_id,
+                duration_ms=result.duration_ms,
+                billed_ms=billed,
+                memory_mb=function.memory_mb,
+                max_memory_used_mb=result.max_memory_used_mb,
+                init_duration_ms=result.init_duration_ms,
+            ),
+        ]
+        error_type = None
+        if result.function_error:
+            error_type = _error_type(result.payload)
+        record = InvocationRecord(
+            request_id=request_id,
+            function_name=function.name,
+            version=function.version,
+            started_unix_ms=started_ms,
+            duration_ms=result.duration_ms,
+            billed_duration_ms=billed,
+            memory_mb=function.memory_mb,
+            max_memory_used_mb=result.max_memory_used_mb,
+            init_duration_ms=result.init_duration_ms,
+            error_type=error_type,
+        )
+        at_ms = now_ms()
+        self._recorder.add(
+            record, [LogEvent(function.name, request_id, at_ms, line) for line in lines]
+        )
+        return InvokeOutcome(result=result, log_lines=lines, billed_duration_ms=billed)
+
+    async def _reap_forever(self) -> None:
+        interval_s = min(max(self._settings.keep_alive_ms / 4000, 0.05), 30.0)
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.reap_idle()
+            except Exception:
+                log.exception("sandbox reaper failed; going on")
+
+    async def reap_idle(self) -> int:
+        """Stop sandboxes idle for longer than the keep-alive; return how many stopped."""
+        deadline = time.monotonic() - self._settings.keep_alive_ms / 1000
+        expired: list[Sandbox] = []
+        for key, idle in list(self._idle.items()):
+            keep = [s for s in idle if s.last_used_monotonic >= deadline]
+            expired += [s for s in idle if s.last_used_monotonic < deadline]
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+        await asyncio.gather(*(s.stop() for s in expired), return_exceptions=True)
+        return len(expired)
+
+
+def _error_type(payload: bytes) -> str:
+    """The errorType of an error payload, or 'Unhandled' if it has none."""
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return "Unhandled"
+    if isinstance(value, dict) and isinstance(value.get("errorType"), str):
+        return str(value["errorType"])
+    return "Unhandled"
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("stopping a sandbox failed", exc_info=task.exception())

@@ -1,0 +1,70 @@
+"""The store interface: the one place that holds lambdalet's state.
+
+Implementations: ``sqlite`` (the embedded default) and ``memory`` (tests and throwaway nodes),
+chosen by ``Settings.store_url``. Code blobs live beside the store in a :class:`BlobStore`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lambdalet.models import AsyncEvent, FunctionConfig, InvocationRecord, LogEvent
+
+
+class Store(Protocol):
+    """Functions, logs, invocation records and the async event queue."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    async def close(self) -> None:
+        """Release connections; the store can not be used after."""
+
+    async def create_function(self, config: FunctionConfig) -> None:
+        """Add a function; raise ResourceConflictException if the name is taken."""
+
+    async def get_function(self, name: str) -> FunctionConfig | None:
+        """The function's $LATEST configuration, or None."""
+
+    async def list_functions(self, marker: str | None, max_items: int) -> list[FunctionConfig]:
+        """Functions ordered by name, starting after ``marker``, at most ``max_items``."""
+
+    async def update_function(self, config: FunctionConfig, expected_revision_id: str) -> None:
+        """Replace a function's configuration if its revision is still ``expected_revision_id``.
+
+        Raise PreconditionFailedException otherwise, ResourceNotFoundException if it is gone.
+        """
+
+    async def delete_function(self, name: str) -> FunctionConfig | None:
+        """Remove a function and its queued events; return what was removed."""
+
+    async def code_in_use(self, sha256_hex: str) -> bool:
+        """Whether any function still refers to this code blob."""
+
+    async def total_code_size_bytes(self) -> tuple[int, int]:
+        """(sum of code sizes, number of functions)."""
+
+    async def record(self, invocations: list[InvocationRecord], logs: list[LogEvent]) -> None:
+        """Keep a batch of invocation records and log lines, in one transaction."""
+
+    async def read_logs(
+        self, function_name: str, after_id: int, limit: int
+    ) -> list[tuple[int, LogEvent]]:
+        """Log lines of a function with an id above ``after_id``, oldest first."""
+
+    async def list_invocations(self, function_name: str, limit: int) -> list[InvocationRecord]:
+        """The newest invocation records of a function, newest first."""
+
+    async def enqueue_event(
+        self, function_name: str, qualifier: str, payload: bytes, request_id: str
+    ) -> int:
+        """Durably accept an async event; return its id once it is committed."""
+
+    async def claim_events(self, limit: int) -> list[AsyncEvent]:
+        """Mark up to ``limit`` pending events as running and return them, oldest first."""
+
+    async def finish_event(self, event_id: int) -> None:
+        """Forget an event that has run."""
+
+    async def release_running_events(self) -> int:
+        """Make events left running by a stopped node pending again; return how many."""

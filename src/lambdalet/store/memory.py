@@ -1,0 +1,111 @@
+"""A store kept in this process's memory: for tests and throwaway nodes; nothing survives."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from lambdalet.errors import (
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdalet.models import AsyncEvent, FunctionConfig, InvocationRecord, LogEvent, now_ms
+
+
+class MemoryStore:
+    """The Store interface on dictionaries and lists."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, FunctionConfig] = {}
+        self._logs: list[tuple[int, LogEvent]] = []
+        self._invocations: list[InvocationRecord] = []
+        self._events: dict[int, tuple[AsyncEvent, str]] = {}
+        self._ids = itertools.count(1)
+
+    async def open(self) -> None:
+        """Nothing to connect to."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def create_function(self, config: FunctionConfig) -> None:
+        if config.name in self._functions:
+            raise ResourceConflictException(f"Function already exist: {config.name}")
+        self._functions[config.name] = config
+
+    async def get_function(self, name: str) -> FunctionConfig | None:
+        return self._functions.get(name)
+
+    async def list_functions(self, marker: str | None, max_items: int) -> list[FunctionConfig]:
+        names = sorted(name for name in self._functions if name > (marker or ""))
+        return [self._functions[name] for name in names[:max_items]]
+
+    async def update_function(self, config: FunctionConfig, expected_revision_id: str) -> None:
+        current = self._functions.get(config.name)
+        if current is None:
+            raise ResourceNotFoundException(f"Function not found: {config.name}")
+        if current.revision_id != expected_revision_id:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+            )
+        self._functions[config.name] = config
+
+    async def delete_function(self, name: str) -> FunctionConfig | None:
+        for event_id, (event, _) in list(self._events.items()):
+            if event.function_name == name:
+                del self._events[event_id]
+        return self._functions.pop(name, None)
+
+    async def code_in_use(self, sha256_hex: str) -> bool:
+        return any(f.code_sha256_hex == sha256_hex for f in self._functions.values())
+
+    async def total_code_size_bytes(self) -> tuple[int, int]:
+        total = sum(f.code_size_bytes for f in self._functions.values())
+        return total, len(self._functions)
+
+    async def record(self, invocations: list[InvocationRecord], logs: list[LogEvent]) -> None:
+        self._invocations.extend(invocations)
+        self._logs.extend((next(self._ids), event) for event in logs)
+
+    async def read_logs(
+        self, function_name: str, after_id: int, limit: int
+    ) -> list[tuple[int, LogEvent]]:
+        found = [
+            (log_id, event)
+            for log_id, event in self._logs
+            if event.function_name == function_name and log_id > after_id
+        ]
+        return found[:limit]
+
+    async def list_invocations(self, function_name: str, limit: int) -> list[InvocationRecord]:
+        found = [r for r in self._invocations if r.function_name == function_name]
+        return sorted(found, key=lambda r: r.started_unix_ms, reverse=True)[:limit]
+
+    async def enqueue_event(
+        self, function_name: str, qualifier: str, payload: bytes, request_id: str
+    ) -> int:
+        event_id = next(self._ids)
+        event = AsyncEvent(event_id, function_name, qualifier, payload, request_id, now_ms(), 0)
+        self._events[event_id] = (event, "pending")
+        return event_id
+
+    async def claim_events(self, limit: int) -> list[AsyncEvent]:
+        claimed: list[AsyncEvent] = []
+        for event_id in sorted(self._events):
+            event, state = self._events[event_id]
+            if state == "pending" and len(claimed) < limit:
+                event = replace(event, attempts=event.attempts + 1)
+                self._events[event_id] = (event, "running")
+                claimed.append(event)
+        return claimed
+
+    async def finish_event(self, event_id: int) -> None:
+        self._events.pop(event_id, None)
+
+    async def release_running_events(self) -> int:
+        running = [i for i, (_, state) in self._events.items() if state == "running"]
+        for event_id in running:
+            self._events[event_id] = (self._events[event_id][0], "pending")
+        return len(running)

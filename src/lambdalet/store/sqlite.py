@@ -1,0 +1,272 @@
+"""The embedded store: one SQLite file in WAL mode, used from one dedicated thread.
+
+SQLite calls block, so every call runs on a single worker thread that owns the connection;
+the event loop only awaits. Writes are few and batched (see ``metering.recorder``), so one
+thread is enough and it serialises writers the way SQLite wants anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+from lambdalet.errors import (
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdalet.models import AsyncEvent, FunctionConfig, InvocationRecord, LogEvent, now_ms
+from lambdalet.store.codec import (
+    function_from_json,
+    function_to_json,
+    invocation_from_row,
+    invocation_row,
+)
+
+T = TypeVar("T")
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The schema migrations shipped with lambdalet, as (number, SQL), in order."""
+    found = []
+    for entry in resources.files("lambdalet.store.migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+class SqliteStore:
+    """The Store interface on a SQLite database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._db is not None, "store is not open"
+            return work(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA foreign_keys=ON")
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, sql in migrations():
+                if number > current:
+                    db.execute("BEGIN IMMEDIATE")
+                    for statement in filter(str.strip, sql.split(";")):
+                        db.execute(statement)
+                    db.execute(f"PRAGMA user_version={number}")
+                    db.execute("COMMIT")
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        def disconnect() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
+        self._executor.shutdown(wait=True)
+
+    async def create_function(self, config: FunctionConfig) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO functions VALUES (?, ?, ?, ?, ?)",
+                    (
+                        config.name,
+                        config.revision_id,
+                        config.code_sha256_hex,
+                        config.code_size_bytes,
+                        function_to_json(config),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ResourceConflictException(f"Function already exist: {config.name}") from None
+
+        await self._run(insert)
+
+    async def get_function(self, name: str) -> FunctionConfig | None:
+        def select(db: sqlite3.Connection) -> FunctionConfig | None:
+            row = db.execute("SELECT config FROM functions WHERE name = ?", (name,)).fetchone()
+            return function_from_json(row[0]) if row else None
+
+        return await self._run(select)
+
+    async def list_functions(self, marker: str | None, max_items: int) -> list[FunctionConfig]:
+        def select(db: sqlite3.Connection) -> list[FunctionConfig]:
+            rows = db.execute(
+                "SELECT config FROM functions WHERE name > ? ORDER BY name LIMIT ?",
+                (marker or "", max_items),
+            ).fetchall()
+            return [function_from_json(row[0]) for row in rows]
+
+        return await self._run(select)
+
+    async def update_function(self, config: FunctionConfig, expected_revision_id: str) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "UPDATE functions SET revision_id = ?, code_sha256 = ?, code_size_bytes = ?,"
+                " config = ? WHERE name = ? AND revision_id = ?",
+                (
+                    config.revision_id,
+                    config.code_sha256_hex,
+                    config.code_size_bytes,
+                    function_to_json(config),
+                    config.name,
+                    expected_revision_id,
+                ),
+            )
+            if cursor.rowcount == 1:
+                return
+            exists = db.execute("SELECT 1 FROM functions WHERE name = ?", (config.name,))
+            if exists.fetchone() is None:
+                raise ResourceNotFoundException(f"Function not found: {config.name}")
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+            )
+
+        await self._run(update)
+
+    async def delete_function(self, name: str) -> FunctionConfig | None:
+        def delete(db: sqlite3.Connection) -> FunctionConfig | None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT config FROM functions WHERE name = ?", (name,)).fetchone()
+                if row is not None:
+                    db.execute("DELETE FROM functions WHERE name = ?", (name,))
+                    db.execute("DELETE FROM async_events WHERE function_name = ?", (name,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return function_from_json(row[0]) if row else None
+
+        return await self._run(delete)
+
+    async def code_in_use(self, sha256_hex: str) -> bool:
+        def select(db: sqlite3.Connection) -> bool:
+            query = "SELECT 1 FROM functions WHERE code_sha256 = ? LIMIT 1"
+            return db.execute(query, (sha256_hex,)).fetchone() is not None
+
+        return await self._run(select)
+
+    async def total_code_size_bytes(self) -> tuple[int, int]:
+        def select(db: sqlite3.Connection) -> tuple[int, int]:
+            row = db.execute("SELECT COALESCE(SUM(code_size_bytes), 0), COUNT(*) FROM functions")
+            total, count = row.fetchone()
+            return int(total), int(count)
+
+        return await self._run(select)
+
+    async def record(self, invocations: list[InvocationRecord], logs: list[LogEvent]) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            try:
+                db.executemany(
+                    "INSERT INTO invocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [invocation_row(record) for record in invocations],
+                )
+                db.executemany(
+                    "INSERT INTO log_events (function_name, request_id, at_unix_ms, message)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(e.function_name, e.request_id, e.at_unix_ms, e.message) for e in logs],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._run(insert)
+
+    async def read_logs(
+        self, function_name: str, after_id: int, limit: int
+    ) -> list[tuple[int, LogEvent]]:
+        def select(db: sqlite3.Connection) -> list[tuple[int, LogEvent]]:
+            rows = db.execute(
+                "SELECT id, function_name, request_id, at_unix_ms, message FROM log_events"
+                " WHERE function_name = ? AND id > ? ORDER BY id LIMIT ?",
+                (function_name, after_id, limit),
+            ).fetchall()
+            return [(row[0], LogEvent(*row[1:])) for row in rows]
+
+        return await self._run(select)
+
+    async def list_invocations(self, function_name: str, limit: int) -> list[InvocationRecord]:
+        def select(db: sqlite3.Connection) -> list[InvocationRecord]:
+            rows = db.execute(
+                "SELECT * FROM invocations WHERE function_name = ?"
+                " ORDER BY started_unix_ms DESC LIMIT ?",
+                (function_name, limit),
+            ).fetchall()
+            return [invocation_from_row(tuple(row)) for row in rows]
+
+        return await self._run(select)
+
+    async def enqueue_event(
+        self, function_name: str, qualifier: str, payload: bytes, request_id: str
+    ) -> int:
+        def insert(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "INSERT INTO async_events"
+                " (function_name, qualifier, payload, request_id, accepted_unix_ms)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (function_name, qualifier, payload, request_id, now_ms()),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+        return await self._run(insert)
+
+    async def claim_events(self, limit: int) -> list[AsyncEvent]:
+        def claim(db: sqlite3.Connection) -> list[AsyncEvent]:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute(
+                    "SELECT id, function_name, qualifier, payload, request_id,"
+                    " accepted_unix_ms, attempts FROM async_events"
+                    " WHERE state = 'pending' ORDER BY id LIMIT ?",
+                    (limit,),
+                ).fetchall()
+                db.executemany(
+                    "UPDATE async_events SET state = 'running', attempts = attempts + 1"
+                    " WHERE id = ?",
+                    [(row[0],) for row in rows],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return [
+                AsyncEvent(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], row[6] + 1)
+                for row in rows
+            ]
+
+        return await self._run(claim)
+
+    async def finish_event(self, event_id: int) -> None:
+        await self._run(lambda db: db.execute("DELETE FROM async_events WHERE id = ?", (event_id,)))
+
+    async def release_running_events(self) -> int:
+        def release(db: sqlite3.Connection) -> int:
+            query = "UPDATE async_events SET state = 'pending' WHERE state = 'running'"
+            return db.execute(query).rowcount
+
+        return await self._run(release)
