@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -85,9 +86,5 @@ def deploy(lambda_client: Any, unique_name: str) -> Iterator[Deploy]:
 
     yield create
     for function_name in created:
-        try:
+        with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
             lambda_client.delete_function(FunctionName=function_name)
-        except lambda_client.exceptions.ResourceNotFoundException:
-            pass
-
-

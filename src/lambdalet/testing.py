@@ -18,9 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import uvicorn
-
-from lambdalet.api.app import create_app
+from lambdalet.api.serving import Server, make_server
 from lambdalet.config import Settings
 from lambdalet.node import Node
 
@@ -60,7 +58,7 @@ class ServerThread:
         self.node = Node(self.settings)
         self.url = self.settings.base_url
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: Server | None = None
         self._thread = threading.Thread(target=self._run, name="lambdalet-server", daemon=True)
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -68,11 +66,7 @@ class ServerThread:
     def _run(self) -> None:
         import uvloop
 
-        config = uvicorn.Config(
-            create_app(self.node), log_level="warning", lifespan="on",
-            loop="none", http="httptools", access_log=False,
-        )
-        self._server = uvicorn.Server(config)
+        self._server = make_server(self.node, log_level="warning")
         self._loop = uvloop.new_event_loop()
         asyncio.set_event_loop(self._loop)
 
@@ -92,8 +86,7 @@ class ServerThread:
 
     async def _signal_started(self) -> None:
         assert self._server is not None
-        while not self._server.started:
-            await asyncio.sleep(0.005)
+        await self._server.listening.wait()
         self._started.set()
 
     def start(self) -> ServerThread:

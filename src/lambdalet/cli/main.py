@@ -52,9 +52,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run a lambdalet node (the embedded default: SQLite and a local data directory)."""
-    import uvicorn
+    import uvloop
 
-    from lambdalet.api.app import create_app
+    from lambdalet.api.serving import make_server
     from lambdalet.config import Settings
     from lambdalet.node import Node
 
@@ -63,24 +63,12 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     node = Node(settings)
-    config = uvicorn.Config(
-        create_app(node),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    server = make_server(node, log_level=settings.log_level)
 
     async def deploy_when_started() -> None:
-        while not server.started:
-            if server.should_exit:
-                return
-            await asyncio.sleep(0.02)
+        await server.listening.wait()
         for directory in deploy or []:
             try:
                 result = await asyncio.to_thread(
@@ -93,8 +81,6 @@ def serve(
 
     async def run() -> None:
         await asyncio.gather(server.serve(), deploy_when_started())
-
-    import uvloop
 
     uvloop.run(run())
 
