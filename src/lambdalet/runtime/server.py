@@ -111,6 +111,10 @@ class RuntimeApiServer:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, ValueError) as error:
             log.debug("runtime API connection ended: %s", error)
+        except asyncio.CancelledError:
+            # The server is closing; ending quietly keeps asyncio's stream callback from
+            # reporting the cancellation as an error.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()
