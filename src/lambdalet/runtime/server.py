@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 PREFIX = "/2018-06-01/runtime"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 MAX_ERROR_BYTES = 1024 * 1024
+MAX_DISCARDED_BYTES = 64 * 1024 * 1024
 REASONS = {
     200: "OK",
     202: "Accepted",
@@ -46,8 +47,11 @@ class RuntimeReply:
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, error_type: str, message: str) -> None:
+    def __init__(
+        self, status: int, error_type: str, message: str, *, keep_alive: bool = True
+    ) -> None:
         super().__init__(message)
+        self.keep_alive = keep_alive
         self.status = status
         self.error_type = error_type
         self.message = message
@@ -144,8 +148,8 @@ class RuntimeApiServer:
             payload = json.dumps(
                 {"errorMessage": error.message, "errorType": error.error_type}
             ).encode()
-            if error.status == 413:
-                keep_alive = False  # the body was not read: the stream is unusable
+            # An unread body leaves the stream unusable: close it.
+            keep_alive = keep_alive and error.keep_alive
         head = [f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}"]
         extra.setdefault("Content-Type", "application/json")
         head += [f"{k}: {v}" for k, v in extra.items()]
@@ -164,9 +168,17 @@ class RuntimeApiServer:
         limit: int,
     ) -> bytes:
         length = int(headers.get("content-length", "0") or 0)
+        expects_continue = headers.get("expect", "").lower() == "100-continue"
         if length > limit:
+            if not expects_continue and length <= MAX_DISCARDED_BYTES:
+                # Read and drop the body so the connection stays usable, as AWS's does.
+                while length:
+                    length -= len(await reader.read(min(length, 1024 * 1024)))
+                    if reader.at_eof():
+                        break
+                self._on_oversized_body(limit + 1, limit, keep_alive=True)
             self._on_oversized_body(length, limit)
-        if headers.get("expect", "").lower() == "100-continue":
+        if expects_continue:
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if "chunked" in headers.get("transfer-encoding", "").lower():
             chunks = []
@@ -185,7 +197,7 @@ class RuntimeApiServer:
             return b"".join(chunks)
         return await reader.readexactly(length) if length else b""
 
-    def _on_oversized_body(self, size: int, limit: int) -> None:
+    def _on_oversized_body(self, size: int, limit: int, *, keep_alive: bool = False) -> None:
         if limit == MAX_RESPONSE_BYTES and self._reply is not None and not self._reply.done():
             message = (
                 f"Response payload size exceeded maximum allowed payload size ({limit} bytes)."
@@ -196,7 +208,10 @@ class RuntimeApiServer:
             self._reply.set_result(RuntimeReply(body.encode(), "Function.ResponseSizeTooLarge"))
             self._current = None
         raise _HttpError(
-            413, "RequestEntityTooLarge", f"Payload of {size} bytes exceeds {limit} bytes"
+            413,
+            "RequestEntityTooLarge",
+            f"Payload exceeds {limit} bytes",
+            keep_alive=keep_alive,
         )
 
     async def _dispatch(

@@ -1,0 +1,166 @@
+"""The Store contract, run against every implementation: sqlite (on disk) and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from lambdalet.errors import (
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdalet.models import FunctionConfig, InvocationRecord, LogEvent, now_ms
+from lambdalet.store.base import Store
+from lambdalet.store.memory import MemoryStore
+from lambdalet.store.sqlite import SqliteStore
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def function(name: str, sha: str = "ab" * 32, size: int = 10) -> FunctionConfig:
+    return FunctionConfig(
+        name=name,
+        runtime="python3.11",
+        handler="app.handler",
+        role="r",
+        code_sha256_hex=sha,
+        code_size_bytes=size,
+        revision_id=str(uuid.uuid4()),
+        last_modified_ms=now_ms(),
+        environment={"A": "1"},
+        tags={"team": "x"},
+    )
+
+
+StoreFactory = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    if request.param == "sqlite":
+        return lambda: SqliteStore(tmp_path / "state.db")
+    return MemoryStore
+
+
+def test_function_lifecycle(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.open()
+        config = function("alpha")
+        await store.create_function(config)
+        assert await store.get_function("alpha") == config
+        with pytest.raises(ResourceConflictException, match="Function already exist: alpha"):
+            await store.create_function(function("alpha"))
+        updated = config.evolve(memory_mb=512, revision_id="r2")
+        with pytest.raises(PreconditionFailedException, match="Revision Id"):
+            await store.update_function(updated, "stale")
+        await store.update_function(updated, config.revision_id)
+        assert (await store.get_function("alpha")) == updated
+        with pytest.raises(ResourceNotFoundException):
+            await store.update_function(function("ghost"), "x")
+        assert await store.code_in_use(config.code_sha256_hex)
+        assert await store.total_code_size_bytes() == (10, 1)
+        assert await store.delete_function("alpha") == updated
+        assert await store.delete_function("alpha") is None
+        assert not await store.code_in_use(config.code_sha256_hex)
+        await store.close()
+
+    run(scenario())
+
+
+def test_list_functions_pages_by_name(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.open()
+        for name in ["c", "a", "e", "b", "d"]:
+            await store.create_function(function(name))
+        first = await store.list_functions(None, 2)
+        assert [f.name for f in first] == ["a", "b"]
+        rest = await store.list_functions("b", 10)
+        assert [f.name for f in rest] == ["c", "d", "e"]
+        await store.close()
+
+    run(scenario())
+
+
+def test_records_and_logs(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.open()
+        record = InvocationRecord("r1", "f", "$LATEST", 5, 1.5, 2, 128, 20, None, None)
+        logs = [LogEvent("f", "r1", 5, f"line {i}") for i in range(5)]
+        await store.record([record], logs)
+        assert await store.list_invocations("f", 10) == [record]
+        found = await store.read_logs("f", 0, 3)
+        assert [e.message for _, e in found] == ["line 0", "line 1", "line 2"]
+        after = await store.read_logs("f", found[-1][0], 10)
+        assert [e.message for _, e in after] == ["line 3", "line 4"]
+        assert await store.read_logs("other", 0, 10) == []
+        await store.close()
+
+    run(scenario())
+
+
+def test_async_queue_claims_each_event_once(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.open()
+        ids = [
+            await store.enqueue_event("f", "$LATEST", f"{i}".encode(), f"r{i}") for i in range(5)
+        ]
+        first = await store.claim_events(3)
+        second = await store.claim_events(3)
+        assert [e.event_id for e in first + second] == ids
+        assert all(e.attempts == 1 for e in first + second)
+        assert await store.claim_events(3) == []
+        await store.finish_event(ids[0])
+        assert await store.release_running_events() == 4
+        again = await store.claim_events(10)
+        assert [e.event_id for e in again] == ids[1:]
+        assert all(e.attempts == 2 for e in again)
+        assert again[0].payload == b"1"
+        await store.close()
+
+    run(scenario())
+
+
+def test_sqlite_keeps_everything_across_reopen(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        path = tmp_path / "state.db"
+        store = SqliteStore(path)
+        await store.open()
+        await store.create_function(function("kept"))
+        await store.enqueue_event("kept", "$LATEST", b"{}", "r1")
+        await store.claim_events(1)  # running when the node "dies"
+        await store.close()
+        reopened = SqliteStore(path)
+        await reopened.open()
+        assert (await reopened.get_function("kept")) is not None
+        assert await reopened.release_running_events() == 1
+        assert [e.request_id for e in await reopened.claim_events(5)] == ["r1"]
+        await reopened.close()
+
+    run(scenario())
+
+
+def test_sqlite_uses_wal(tmp_path: Path) -> None:
+    import sqlite3
+
+    async def scenario() -> None:
+        store = SqliteStore(tmp_path / "wal.db")
+        await store.open()
+        await store.close()
+
+    run(scenario())
+    mode = sqlite3.connect(tmp_path / "wal.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
