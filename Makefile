@@ -5,7 +5,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint types pytest clean
 
@@ -13,20 +12,25 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+$(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
 
-serve: $(STAMP)
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+serve: $(VENV)/.serve-installed
 	$(BIN)/lambdalet serve --deploy examples/hello
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
-types: $(STAMP)
+types: $(VENV)/.test-installed
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(VENV)/.test-installed
 	$(BIN)/pytest -n 2
 
 test: lint types pytest
