@@ -14,15 +14,18 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PYTHON_RUNTIME_IDS = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
+NODE_RUNTIME_IDS = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
+JAVA_RUNTIME_IDS = ("java17", "java21")
 CUSTOM_RUNTIME_IDS = ("provided", "provided.al2", "provided.al2023")
 
 
 def default_runtimes() -> dict[str, str]:
-    """Map each Python runtime id to a local interpreter, when the machine has one.
+    """Map each runtime id to a local interpreter, when the machine has one.
 
-    The interpreter running lambdalet serves its own version; other versions are looked up
-    on PATH (``python3.12`` for ``python3.12``). Custom runtimes need no interpreter: they
-    run the zip's ``bootstrap``.
+    The interpreter running lambdalet serves its own Python version; other versions are looked
+    up on PATH (``python3.12`` for ``python3.12``). Every Node.js id maps to the machine's
+    ``node`` and every Java id to its ``java`` (whichever version is installed). Custom runtimes
+    need no interpreter: they run the zip's ``bootstrap``.
     """
     runtimes: dict[str, str] = {}
     own = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -33,6 +36,10 @@ def default_runtimes() -> dict[str, str]:
             found = shutil.which(runtime_id)
             if found:
                 runtimes[runtime_id] = found
+    for ids, program in ((NODE_RUNTIME_IDS, "node"), (JAVA_RUNTIME_IDS, "java")):
+        found = shutil.which(program)
+        if found:
+            runtimes.update(dict.fromkeys(ids, found))
     for runtime_id in CUSTOM_RUNTIME_IDS:
         runtimes[runtime_id] = "bootstrap"
     return runtimes

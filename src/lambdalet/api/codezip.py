@@ -36,9 +36,12 @@ def _refuse(message: str) -> InvalidParameterValueException:
     return InvalidParameterValueException(message)
 
 
-def extract_zip(zip_bytes: bytes, destination: Path, required_file: str | None) -> int:
+def extract_zip(
+    zip_bytes: bytes, destination: Path, required_file: str | tuple[str, ...] | None
+) -> int:
     """Extract ``zip_bytes`` into the empty directory ``destination``; return the unzipped size.
 
+    ``required_file`` is a file (or files, any one of which will do) that must be in the zip.
     On any refusal ``destination`` is removed and InvalidParameterValueException is raised.
     """
     try:
@@ -48,7 +51,24 @@ def extract_zip(zip_bytes: bytes, destination: Path, required_file: str | None) 
         raise
 
 
-def _extract(zip_bytes: bytes, destination: Path, required_file: str | None) -> int:
+def missing_entry(
+    root: Path, required: str | tuple[str, ...]
+) -> InvalidParameterValueException | None:
+    """The error to raise if none of the ``required`` files is a regular file under ``root``."""
+    names = (required,) if isinstance(required, str) else required
+    for name in names:
+        found = root / name
+        if found.is_file() and found.resolve().is_relative_to(root.resolve()):
+            return None
+    return _refuse(
+        f"The handler's file '{' or '.join(names)}' is not in the zip; check the handler"
+        " setting and the zip's layout (files must be at the zip's root)"
+    )
+
+
+def _extract(
+    zip_bytes: bytes, destination: Path, required_file: str | tuple[str, ...] | None
+) -> int:
     if len(zip_bytes) > MAX_ZIPPED_BYTES:
         raise _refuse(
             f"Zipped size must be smaller than {MAX_ZIPPED_BYTES} bytes"
@@ -104,10 +124,7 @@ def _extract(zip_bytes: bytes, destination: Path, required_file: str | None) -> 
             raise _refuse(f"Could not unzip '{entry.filename}': {error}") from None
         os.chmod(target, 0o755 if mode & 0o111 else 0o644)
     if required_file is not None:
-        found = root / required_file
-        if not found.is_file() or not found.resolve().is_relative_to(root):
-            raise _refuse(
-                f"The handler's file '{required_file}' is not in the zip; check the handler"
-                " setting and the zip's layout (files must be at the zip's root)"
-            )
+        missing = missing_entry(root, required_file)
+        if missing is not None:
+            raise missing
     return written

@@ -20,7 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lambdalet.api import shapes
-from lambdalet.api.codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, extract_zip
+from lambdalet.api.codezip import (
+    MAX_UNZIPPED_BYTES,
+    MAX_ZIPPED_BYTES,
+    extract_zip,
+    missing_entry,
+)
 from lambdalet.api.requests import (
     FUNCTION_NAME,
     json_object,
@@ -153,11 +158,11 @@ def _apply_settings(config: FunctionConfig, body: dict[str, Any], node: Node) ->
 
 
 async def _store_code(
-    node: Node, code: Any, config: FunctionConfig, required: str | None
+    node: Node, code: Any, config: FunctionConfig, required: tuple[str, ...] | None
 ) -> FunctionConfig:
     """Check and keep the zip in ``code``; return ``config`` pointing at it.
 
-    ``required`` names a file that must be in the zip (the handler's, at CreateFunction).
+    ``required`` names files one of which must be in the zip (the handler's, at CreateFunction).
     """
     if not isinstance(code, dict) or "ZipFile" not in code:
         if isinstance(code, dict) and ("S3Bucket" in code or "ImageUri" in code):
@@ -180,11 +185,10 @@ async def _store_code(
             scratch = blobs.scratch_dir()
             await asyncio.to_thread(extract_zip, zip_bytes, scratch, required)
             await asyncio.to_thread(blobs.put, sha256_hex, zip_bytes, scratch)
-        elif required is not None and not (blobs.tree_path(sha256_hex) / required).is_file():
-            raise InvalidParameterValueException(
-                f"The handler's file '{required}' is not in the zip; check the handler setting"
-                " and the zip's layout (files must be at the zip's root)"
-            )
+        elif required is not None:
+            error = missing_entry(blobs.tree_path(sha256_hex), required)
+            if error is not None:
+                raise error
     return config.evolve(code_sha256_hex=sha256_hex, code_size_bytes=len(zip_bytes))
 
 
@@ -231,7 +235,7 @@ async def create_function(request: Request) -> Response:
     config = config.evolve(tags={str(k): str(v) for k, v in tags.items()})
     if await node.store.get_function(name) is not None:
         raise ResourceConflictException(f"Function already exist: {name}")
-    config = await _store_code(node, body.get("Code"), config, launch.entry_file(config))
+    config = await _store_code(node, body.get("Code"), config, launch.entry_files(config))
     try:
         await node.store.create_function(config)
     except BaseException:

@@ -1,7 +1,10 @@
 """How a function's runtime is started: its command line and its standard environment.
 
-Python runtimes run lambdalet's stdlib-only bootstrap under the interpreter the runtime id maps
-to in ``Settings.runtimes``; custom runtimes (``provided*``) run the zip's ``bootstrap``.
+Python, Node.js and Java runtimes run lambdalet's own bootstrap (standard library only) under
+the interpreter the runtime id maps to in ``Settings.runtimes``; custom runtimes (``provided*``)
+run the zip's ``bootstrap``. Layers are merged into one directory, ``opt_dir``, which stands
+for ``/opt``: its ``bin``, ``lib``, ``python``, ``nodejs/node_modules`` and ``java/lib`` go on
+the search paths AWS puts them on.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 from lambdalet.models import FunctionConfig
 
 PYTHON_BOOTSTRAP = Path(__file__).with_name("python_bootstrap.py")
+NODE_BOOTSTRAP = Path(__file__).with_name("node_bootstrap.js")
 
 # Keys the user may not set: AWS refuses them with InvalidParameterValueException.
 RESERVED_ENV_KEYS = frozenset(
@@ -37,30 +41,51 @@ RESERVED_ENV_KEYS = frozenset(
 )
 
 
-def is_python(runtime: str) -> bool:
-    """Whether the runtime id is one of lambdalet's Python runtimes."""
-    return runtime.startswith("python")
+def family(runtime: str) -> str:
+    """The runtime family of a runtime id: python, node, java or custom."""
+    if runtime.startswith("python"):
+        return "python"
+    if runtime.startswith("nodejs"):
+        return "node"
+    if runtime.startswith("java"):
+        return "java"
+    return "custom"
 
 
 def is_custom(runtime: str) -> bool:
     """Whether the runtime id runs the zip's own ``bootstrap``."""
-    return runtime.startswith("provided")
+    return family(runtime) == "custom"
 
 
-def entry_file(function: FunctionConfig) -> str | None:
-    """The file inside the zip that must exist for the handler to load, if the runtime knows."""
-    if is_custom(function.runtime):
-        return "bootstrap"
-    if is_python(function.runtime) and "." in function.handler:
-        module = function.handler.rsplit(".", 1)[0].replace(".", "/")
-        return module + ".py"
+def entry_files(function: FunctionConfig) -> tuple[str, ...] | None:
+    """Files of the zip one of which must exist for the handler to load, if the runtime knows."""
+    kind = family(function.runtime)
+    if kind == "custom":
+        return ("bootstrap",)
+    if kind in ("python", "node") and "." in function.handler:
+        module = function.handler.rsplit(".", 1)[0]
+        if kind == "python":
+            return (module.replace(".", "/") + ".py",)
+        return tuple(module + suffix for suffix in (".js", ".mjs", ".cjs"))
     return None
 
 
-def command(function: FunctionConfig, runtimes: dict[str, str], code_dir: Path) -> list[str]:
-    """The command line that starts the function's runtime."""
-    if is_custom(function.runtime):
+def command(
+    function: FunctionConfig, runtimes: dict[str, str], code_dir: Path, cache_dir: Path
+) -> list[str]:
+    """The command line that starts the function's runtime.
+
+    Blocking: the Java runtime compiles its bootstrap into ``cache_dir`` the first time.
+    """
+    kind = family(function.runtime)
+    if kind == "custom":
         return [str(code_dir / "bootstrap")]
+    if kind == "node":
+        return [runtimes[function.runtime], str(NODE_BOOTSTRAP)]
+    if kind == "java":
+        from lambdalet.runtime import java
+
+        return java.command(runtimes[function.runtime], code_dir, cache_dir)
     return [runtimes[function.runtime], "-X", "utf8", str(PYTHON_BOOTSTRAP)]
 
 
@@ -68,19 +93,30 @@ def environment(
     function: FunctionConfig,
     *,
     code_dir: Path,
+    opt_dir: Path,
     tmp_dir: Path,
     runtime_api: str,
     region: str,
     log_stream_name: str,
 ) -> dict[str, str]:
     """The environment AWS gives a function, with the user's variables beneath its own."""
+    opt = str(opt_dir)
     env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
+        "PATH": f"/usr/local/bin:/usr/bin:/bin:{opt}/bin",
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
-        "LD_LIBRARY_PATH": "/lib64:/usr/lib64:/opt/lib",
+        "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{opt}/lib",
         "TMPDIR": str(tmp_dir),
     }
+    kind = family(function.runtime)
+    if kind == "python":
+        version = function.runtime
+        env["PYTHONPATH"] = f"{opt}/python/lib/{version}/site-packages:{opt}/python"
+    elif kind == "node":
+        major = function.runtime.removeprefix("nodejs").split(".")[0]
+        env["NODE_PATH"] = (
+            f"{opt}/nodejs/node{major}/node_modules:{opt}/nodejs/node_modules:{code_dir}"
+        )
     env.update(function.environment)
     env.update(
         {

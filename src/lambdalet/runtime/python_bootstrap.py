@@ -203,10 +203,9 @@ def _prepare_process() -> None:
     # The script's own directory must not shadow user modules; the task root comes first.
     if sys.path and os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0]):
         sys.path.pop(0)
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for extra in reversed([task_root, "/opt/python", f"/opt/python/lib/{version}/site-packages"]):
-        if extra not in sys.path:
-            sys.path.insert(0, extra)
+    # Layers come in through PYTHONPATH (``/opt/python``...), set by the host.
+    if task_root not in sys.path:
+        sys.path.insert(0, task_root)
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:

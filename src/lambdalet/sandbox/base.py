@@ -31,9 +31,11 @@ class SandboxSpec:
 
     function: FunctionConfig
     code_dir: Path
+    opt_dir: Path
     runtimes: dict[str, str]
     region: str
     scratch_root: Path
+    cache_dir: Path
 
 
 @dataclass

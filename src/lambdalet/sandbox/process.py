@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from lambdalet.errors import SandboxError
 from lambdalet.models import Invocation, InvocationResult
 from lambdalet.runtime import launch
 from lambdalet.runtime.server import RuntimeApiServer
@@ -70,12 +71,24 @@ class ProcessSandbox:
         env = launch.environment(
             function,
             code_dir=self.spec.code_dir,
+            opt_dir=self.spec.opt_dir,
             tmp_dir=tmp_dir,
             runtime_api=address,
             region=self.spec.region,
             log_stream_name=log_stream_name(function.version),
         )
-        argv = launch.command(function, self.spec.runtimes, self.spec.code_dir)
+        try:
+            argv = await asyncio.to_thread(
+                launch.command,
+                function,
+                self.spec.runtimes,
+                self.spec.code_dir,
+                self.spec.cache_dir,
+            )
+        except SandboxError as error:
+            await self.stop()
+            payload = error_payload("Runtime.Unknown", f"RequestId: Error: {error}")
+            raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
         read_fd, write_fd = os.pipe()
         try:
             self._process = await asyncio.create_subprocess_exec(
@@ -160,6 +173,8 @@ class ProcessSandbox:
         else:
             error_type = "Sandbox.Timedout"
             detail = f"Task timed out after {timeout_ms / 1000:.2f} seconds"
+            # The loop's timer may fire a hair early; the function did use its whole timeout.
+            duration_ms = max(duration_ms, float(timeout_ms))
         self._server.forget()
         await self.stop()
         lines += self._output.take()

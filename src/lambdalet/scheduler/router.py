@@ -71,6 +71,7 @@ class Router:
         self._current_revision: dict[tuple[str, str], str] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._scratch_root = settings.data_dir / "sandboxes"
+        self._empty_opt_dir = settings.data_dir / "empty-opt"
 
     @property
     def in_flight(self) -> int:
@@ -84,6 +85,7 @@ class Router:
     def start(self) -> None:
         """Start the reaper that stops sandboxes idle for longer than the keep-alive."""
         self._scratch_root.mkdir(parents=True, exist_ok=True)
+        self._empty_opt_dir.mkdir(parents=True, exist_ok=True)
         self._reaper = asyncio.create_task(self._reap_forever(), name="sandbox-reaper")
 
     async def stop(self) -> None:
@@ -141,9 +143,11 @@ class Router:
         spec = SandboxSpec(
             function=function,
             code_dir=self._blobs.tree_path(function.code_sha256_hex),
+            opt_dir=self._empty_opt_dir,
             runtimes=self._settings.runtimes,
             region=self._settings.region,
             scratch_root=self._scratch_root,
+            cache_dir=self._settings.data_dir / "cache",
         )
         sandbox = self._backend.create(spec)
         await sandbox.start()
