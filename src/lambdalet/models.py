@@ -16,6 +16,38 @@ def now_ms() -> int:
 
 
 @dataclass(frozen=True)
+class LayerRef:
+    """A layer version a function uses, as it was when the function was configured."""
+
+    arn: str
+    code_sha256_hex: str
+    code_size_bytes: int
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    """One published, immutable version of a layer: a zip extracted under ``/opt``."""
+
+    name: str
+    version: int
+    code_sha256_hex: str
+    code_size_bytes: int
+    unzipped_size_bytes: int
+    created_ms: int
+    description: str = ""
+    compatible_runtimes: tuple[str, ...] = ()
+    compatible_architectures: tuple[str, ...] = ()
+    license_info: str | None = None
+    policy_statements: tuple[str, ...] = ()
+    policy_revision_id: str = ""
+
+    @property
+    def code_sha256_b64(self) -> str:
+        """CodeSha256 as AWS reports it."""
+        return base64.b64encode(bytes.fromhex(self.code_sha256_hex)).decode()
+
+
+@dataclass(frozen=True)
 class FunctionConfig:
     """One version of a function: everything needed to run it and to describe it to AWS clients."""
 
@@ -35,6 +67,7 @@ class FunctionConfig:
     architectures: tuple[str, ...] = ("x86_64",)
     tags: dict[str, str] = field(default_factory=dict)
     version: str = LATEST
+    layers: tuple[LayerRef, ...] = ()
 
     @property
     def code_sha256_b64(self) -> str:

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lambdalet.api import functions
+from lambdalet.api import functions, layers
 from lambdalet.api.invoke import invoke
-from lambdalet.api.requests import parse_function_name
+from lambdalet.api.requests import node_of, parse_function_name
 from lambdalet.errors import (
     AwsError,
     ResourceNotFoundException,
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 FUNCTIONS = "/2015-03-31/functions"
 FUNCTION = FUNCTIONS + "/{function_name:str}"
+LAYERS = "/2018-10-31/layers"
+LAYER_VERSIONS = LAYERS + "/{layer_name:str}/versions"
+LAYER_VERSION = LAYER_VERSIONS + "/{version:str}"
 
 
 def error_response(error: AwsError, request_id: str | None = None) -> JSONResponse:
@@ -69,7 +72,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 async def download_code(request: Request) -> Response:
     """The zip a GetFunction response's Code.Location points to."""
-    node = functions.node_of(request)
+    node = node_of(request)
     sha256_hex = request.path_params["sha256_hex"]
     path = node.blobs.zip_path(sha256_hex)
     if (
@@ -83,7 +86,7 @@ async def download_code(request: Request) -> Response:
 
 async def read_logs(request: Request) -> Response:
     """A function's log lines after a given id: what ``lambdalet logs --follow`` polls."""
-    node = functions.node_of(request)
+    node = node_of(request)
     name, _ = parse_function_name(request.path_params["function_name"])
     await node.function(name)
     after_id = int(request.query_params.get("after_id", "0") or 0)
@@ -136,6 +139,19 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
         Route(FUNCTION + "/invocations", invoke, methods=["POST"]),
         Route("/2016-08-19/account-settings", functions.get_account_settings, methods=["GET"]),
         Route("/2016-08-19/account-settings/", functions.get_account_settings, methods=["GET"]),
+        Route(LAYERS, layers.list_layers_or_find, methods=["GET"]),
+        Route(LAYERS + "/", layers.list_layers_or_find, methods=["GET"]),
+        Route(LAYER_VERSIONS, layers.publish_layer_version, methods=["POST"]),
+        Route(LAYER_VERSIONS, layers.list_layer_versions, methods=["GET"]),
+        Route(LAYER_VERSION, layers.get_layer_version, methods=["GET"]),
+        Route(LAYER_VERSION, layers.delete_layer_version, methods=["DELETE"]),
+        Route(LAYER_VERSION + "/policy", layers.add_layer_version_permission, methods=["POST"]),
+        Route(LAYER_VERSION + "/policy", layers.get_layer_version_policy, methods=["GET"]),
+        Route(
+            LAYER_VERSION + "/policy/{statement_id:str}",
+            layers.remove_layer_version_permission,
+            methods=["DELETE"],
+        ),
         Route("/_lambdalet/code/{sha256_hex:str}.zip", download_code, methods=["GET"]),
         Route("/_lambdalet/functions/{function_name:str}/logs", read_logs, methods=["GET"]),
         Route("/_lambdalet/health", health, methods=["GET"]),

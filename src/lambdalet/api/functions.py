@@ -8,9 +8,6 @@ until versions exist; every function has just ``$LATEST``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 import platform
 import re
 import uuid
@@ -20,34 +17,32 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lambdalet.api import shapes
-from lambdalet.api.codezip import (
-    MAX_UNZIPPED_BYTES,
-    MAX_ZIPPED_BYTES,
-    extract_zip,
-    missing_entry,
-)
+from lambdalet.api.code import collect_code, keep_zip
+from lambdalet.api.codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES
+from lambdalet.api.layers import parse_layer_version_arn
 from lambdalet.api.requests import (
     FUNCTION_NAME,
     json_object,
+    node_of,
     parse_function_name,
     require_range,
     require_string,
 )
 from lambdalet.errors import (
     InvalidParameterValueException,
-    InvalidRequestContentException,
     PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
     ValidationException,
 )
-from lambdalet.models import FunctionConfig, now_ms
+from lambdalet.models import FunctionConfig, LayerRef, now_ms
 from lambdalet.node import Node
 from lambdalet.runtime import launch
 
 # base64 of a 50 MB zip plus the rest of the JSON document.
 MAX_CREATE_BODY_BYTES = 70 * 1024 * 1024
 MAX_ENVIRONMENT_BYTES = 4096
+MAX_LAYERS = 5
 ENV_KEY = re.compile(r"[a-zA-Z]([a-zA-Z0-9_])+")
 HOST_ARCHITECTURE = {
     "x86_64": "x86_64",
@@ -55,12 +50,6 @@ HOST_ARCHITECTURE = {
     "aarch64": "arm64",
     "arm64": "arm64",
 }.get(platform.machine().lower(), platform.machine().lower())
-
-
-def node_of(request: Request) -> Node:
-    """The node serving this request."""
-    node: Node = request.app.state.node
-    return node
 
 
 def _check_runtime(runtime: Any, runtimes: dict[str, str]) -> str:
@@ -164,39 +153,44 @@ async def _store_code(
 
     ``required`` names files one of which must be in the zip (the handler's, at CreateFunction).
     """
-    if not isinstance(code, dict) or "ZipFile" not in code:
-        if isinstance(code, dict) and ("S3Bucket" in code or "ImageUri" in code):
-            raise InvalidParameterValueException(
-                "lambdalet takes code as ZipFile only; S3 locations and images are not supported"
-            )
-        raise InvalidParameterValueException("Code.ZipFile is required (a base64-encoded zip)")
-    try:
-        zip_bytes = await asyncio.to_thread(base64.b64decode, code["ZipFile"], validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        raise InvalidRequestContentException("Code.ZipFile is not valid base64") from None
-    sha256_hex = hashlib.sha256(zip_bytes).hexdigest()
-    blobs = node.blobs
-    if len(zip_bytes) > MAX_ZIPPED_BYTES:
+    sha256_hex, size_bytes = await keep_zip(node, code, required, "Code")
+    return config.evolve(code_sha256_hex=sha256_hex, code_size_bytes=size_bytes)
+
+
+async def _resolve_layers(node: Node, value: Any) -> tuple[LayerRef, ...]:
+    """The layer versions named by a Layers parameter (at most 5 ARNs, one version a layer)."""
+    if not isinstance(value, list) or not all(isinstance(arn, str) for arn in value):
+        raise InvalidParameterValueException("Layers must be a list of layer version ARNs")
+    if len(value) > MAX_LAYERS:
         raise InvalidParameterValueException(
-            f"Zipped size must be smaller than {MAX_ZIPPED_BYTES} bytes"
+            f"Cannot reference more than {MAX_LAYERS} layers (got {len(value)})"
         )
-    async with node.code_lock:
-        if not blobs.has(sha256_hex):
-            scratch = blobs.scratch_dir()
-            await asyncio.to_thread(extract_zip, zip_bytes, scratch, required)
-            await asyncio.to_thread(blobs.put, sha256_hex, zip_bytes, scratch)
-        elif required is not None:
-            error = missing_entry(blobs.tree_path(sha256_hex), required)
-            if error is not None:
-                raise error
-    return config.evolve(code_sha256_hex=sha256_hex, code_size_bytes=len(zip_bytes))
+    refs: list[LayerRef] = []
+    names: set[str] = set()
+    for arn in value:
+        name, version = parse_layer_version_arn(arn)
+        if name in names:
+            raise InvalidParameterValueException(
+                "Two different versions of the same layer are not allowed to be referenced"
+                f" in the same function. {arn} references layer {name} more than once."
+            )
+        names.add(name)
+        layer = await node.store.get_layer_version(name, version)
+        if layer is None:
+            raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
+        refs.append(LayerRef(arn, layer.code_sha256_hex, layer.code_size_bytes))
+    return tuple(refs)
 
 
-async def _collect_code(node: Node, sha256_hex: str) -> None:
-    """Delete a code blob no function refers to any more."""
-    async with node.code_lock:
-        if sha256_hex and not await node.store.code_in_use(sha256_hex):
-            await asyncio.to_thread(node.blobs.delete, sha256_hex)
+async def _check_total_size(node: Node, config: FunctionConfig) -> None:
+    """Function code and layers together must stay under the unzipped limit, as on AWS."""
+    shas = [config.code_sha256_hex, *(ref.code_sha256_hex for ref in config.layers)]
+    sizes = [await asyncio.to_thread(node.blobs.tree_size_bytes, sha) for sha in shas]
+    if sum(sizes) > MAX_UNZIPPED_BYTES:
+        raise InvalidParameterValueException(
+            "Function code combined with layers exceeds the maximum allowed size of"
+            f" {MAX_UNZIPPED_BYTES} bytes. The actual size is {sum(sizes)} bytes."
+        )
 
 
 async def create_function(request: Request) -> Response:
@@ -235,11 +229,14 @@ async def create_function(request: Request) -> Response:
     config = config.evolve(tags={str(k): str(v) for k, v in tags.items()})
     if await node.store.get_function(name) is not None:
         raise ResourceConflictException(f"Function already exist: {name}")
+    if "Layers" in body:
+        config = config.evolve(layers=await _resolve_layers(node, body["Layers"]))
     config = await _store_code(node, body.get("Code"), config, launch.entry_files(config))
     try:
+        await _check_total_size(node, config)
         await node.store.create_function(config)
     except BaseException:
-        await _collect_code(node, config.code_sha256_hex)
+        await collect_code(node, config.code_sha256_hex)
         raise
     return JSONResponse(shapes.function_configuration(config, node.settings), status_code=201)
 
@@ -305,13 +302,14 @@ async def update_function_code(request: Request) -> Response:
     updated = await _store_code(node, body, config, None)
     updated = updated.evolve(revision_id=str(uuid.uuid4()), last_modified_ms=now_ms())
     try:
+        await _check_total_size(node, updated)
         await node.store.update_function(updated, expected)
     except BaseException:
-        await _collect_code(node, updated.code_sha256_hex)
+        await collect_code(node, updated.code_sha256_hex)
         raise
     await node.router.retire(config.name)
     if old_sha != updated.code_sha256_hex:
-        await _collect_code(node, old_sha)
+        await collect_code(node, old_sha)
     return JSONResponse(shapes.function_configuration(updated, node.settings))
 
 
@@ -321,6 +319,9 @@ async def update_function_configuration(request: Request) -> Response:
     body = await json_object(request, 1024 * 1024, "UpdateFunctionConfiguration")
     expected = _check_revision(body, config)
     updated = _apply_settings(config, body, node)
+    if "Layers" in body:
+        updated = updated.evolve(layers=await _resolve_layers(node, body["Layers"]))
+        await _check_total_size(node, updated)
     updated = updated.evolve(revision_id=str(uuid.uuid4()), last_modified_ms=now_ms())
     await node.store.update_function(updated, expected)
     await node.router.retire(config.name)
@@ -336,7 +337,9 @@ async def delete_function(request: Request) -> Response:
             f"Function not found: {node.settings.function_arn(config.name)}"
         )
     await node.router.retire(config.name)
-    await _collect_code(node, removed.code_sha256_hex)
+    await collect_code(
+        node, removed.code_sha256_hex, *(ref.code_sha256_hex for ref in removed.layers)
+    )
     return Response(status_code=204)
 
 

@@ -12,8 +12,13 @@ import base64
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lambdalet.api.functions import node_of
-from lambdalet.api.requests import check_media_type, parse_function_name, parse_json, read_body
+from lambdalet.api.requests import (
+    check_media_type,
+    node_of,
+    parse_function_name,
+    parse_json,
+    read_body,
+)
 from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException
 from lambdalet.node import decode_client_context, new_request_id
 

@@ -15,6 +15,7 @@ from lambdalet.errors import (
     UnsupportedMediaTypeException,
     ValidationException,
 )
+from lambdalet.node import Node
 
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ACCEPTED_MEDIA_TYPES = frozenset(
@@ -29,6 +30,12 @@ ACCEPTED_MEDIA_TYPES = frozenset(
     }
 )
 _LARGE_JSON_BYTES = 64 * 1024
+
+
+def node_of(request: Request) -> Node:
+    """The node serving this request."""
+    node: Node = request.app.state.node
+    return node
 
 
 def check_media_type(request: Request) -> None:

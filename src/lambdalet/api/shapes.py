@@ -40,6 +40,10 @@ def function_configuration(config: FunctionConfig, settings: Settings) -> dict[s
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
     }
+    if config.layers:
+        shape["Layers"] = [
+            {"Arn": ref.arn, "CodeSize": ref.code_size_bytes} for ref in config.layers
+        ]
     if config.environment:
         shape["Environment"] = {"Variables": dict(config.environment)}
     return shape

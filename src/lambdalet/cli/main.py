@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lambdalet.client import ApiError, Client
@@ -35,10 +36,11 @@ def _client(endpoint_url: str) -> Client:
 
 
 def _fail(error: Exception) -> typer.Exit:
+    # Messages quote patterns like [a-zA-Z0-9-_]+: escaped, or rich would take them for markup.
     if isinstance(error, ApiError):
-        errors.print(f"[red]{error.code}[/red]: {error.message}")
+        errors.print(f"[red]{error.code}[/red]: {escape(error.message)}", soft_wrap=True)
     else:
-        errors.print(f"[red]error[/red]: {error}")
+        errors.print(f"[red]error[/red]: {escape(str(error))}", soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -76,7 +78,7 @@ def serve(
                 )
                 console.print(f"deployed [bold]{result['FunctionName']}[/bold] from {directory}")
             except (ApiError, OSError, ValueError) as error:
-                errors.print(f"[red]could not deploy {directory}[/red]: {error}")
+                errors.print(f"[red]could not deploy {directory}[/red]: {escape(str(error))}")
         console.print(f"lambdalet is serving on {settings.base_url}")
 
     async def run() -> None:
@@ -146,7 +148,9 @@ def invoke(
         console.print(f"accepted (status {response.status}, request id {response.request_id})")
         return
     if response.log_text:
-        errors.print(response.log_text.rstrip("\n"), style="dim", highlight=False, markup=False)
+        # Verbatim, as ``logs`` prints it: rich would wrap lines and expand REPORT's tabs.
+        sys.stderr.write(response.log_text.rstrip("\n") + "\n")
+        sys.stderr.flush()
     sys.stdout.write(response.payload.decode("utf-8", "replace") + "\n")
     if response.function_error:
         raise typer.Exit(1)

@@ -140,10 +140,14 @@ class Router:
         return self._finish(function, invocation, started_ms, result, [])
 
     async def _start_sandbox(self, function: FunctionConfig) -> Sandbox:
+        opt_dir = self._empty_opt_dir
+        if function.layers:
+            layer_shas = [ref.code_sha256_hex for ref in function.layers]
+            opt_dir = await asyncio.to_thread(self._blobs.opt_tree, layer_shas)
         spec = SandboxSpec(
             function=function,
             code_dir=self._blobs.tree_path(function.code_sha256_hex),
-            opt_dir=self._empty_opt_dir,
+            opt_dir=opt_dir,
             runtimes=self._settings.runtimes,
             region=self._settings.region,
             scratch_root=self._scratch_root,

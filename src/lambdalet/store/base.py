@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from lambdalet.models import AsyncEvent, FunctionConfig, InvocationRecord, LogEvent
+from lambdalet.models import (
+    AsyncEvent,
+    FunctionConfig,
+    InvocationRecord,
+    LayerVersion,
+    LogEvent,
+)
 
 
 class Store(Protocol):
@@ -39,7 +45,25 @@ class Store(Protocol):
         """Remove a function and its queued events; return what was removed."""
 
     async def code_in_use(self, sha256_hex: str) -> bool:
-        """Whether any function still refers to this code blob."""
+        """Whether any function or layer version still refers to this code blob."""
+
+    async def publish_layer_version(self, layer: LayerVersion) -> LayerVersion:
+        """Add ``layer`` as the next version of its layer (numbers are never reused)."""
+
+    async def get_layer_version(self, name: str, version: int) -> LayerVersion | None:
+        """One layer version, or None."""
+
+    async def list_layer_versions(self, name: str) -> list[LayerVersion]:
+        """A layer's versions, newest first."""
+
+    async def list_layers(self) -> list[LayerVersion]:
+        """The newest version of every layer that has one, ordered by layer name."""
+
+    async def update_layer_version(self, layer: LayerVersion, expected_revision_id: str) -> None:
+        """Replace a layer version's policy if its revision is still ``expected_revision_id``."""
+
+    async def delete_layer_version(self, name: str, version: int) -> LayerVersion | None:
+        """Remove a layer version; functions that use it keep their copy."""
 
     async def total_code_size_bytes(self) -> tuple[int, int]:
         """(sum of code sizes, number of functions)."""

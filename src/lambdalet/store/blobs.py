@@ -1,4 +1,4 @@
-"""Code blobs, content-addressed by SHA-256, on local disk.
+"""Code blobs, content-addressed by SHA-256, on local disk: functions' code and layers alike.
 
 A blob is written to a temporary file and renamed into place, so a reader never sees half of
 one and a crash leaves at most a stray temporary file. Its extracted tree sits beside it,
@@ -7,6 +7,7 @@ made once per digest and shared by every sandbox of every function with that cod
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ class BlobStore:
         self.root = root
         (root / "zips").mkdir(parents=True, exist_ok=True)
         (root / "trees").mkdir(parents=True, exist_ok=True)
+        (root / "opt").mkdir(parents=True, exist_ok=True)
 
     def zip_path(self, sha256_hex: str) -> Path:
         """Where the zip with this digest is kept."""
@@ -54,6 +56,46 @@ class BlobStore:
             with os.fdopen(fd, "wb") as out:
                 out.write(zip_bytes)
             os.replace(tmp, target)
+
+    def tree_size_bytes(self, sha256_hex: str) -> int:
+        """The unzipped size of a code tree (blocking)."""
+        total = 0
+        for root, _dirs, files in os.walk(self.tree_path(sha256_hex)):
+            for name in files:
+                path = Path(root) / name
+                if not path.is_symlink():
+                    total += path.stat().st_size
+        return total
+
+    def opt_tree(self, layer_shas: list[str]) -> Path:
+        """The layers' trees merged in order, later ones over earlier ones: what ``/opt`` shows.
+
+        Built once per list of layers, from hard links to the layers' trees (blocking).
+        """
+        key = hashlib.sha256(" ".join(layer_shas).encode()).hexdigest()[:32]
+        merged = self.root / "opt" / key
+        if merged.is_dir():
+            return merged
+        build = self.scratch_dir()
+
+        def link_over(source: str, target: str) -> None:
+            if os.path.lexists(target):
+                os.unlink(target)
+            os.link(source, target, follow_symlinks=False)
+
+        for sha256_hex in layer_shas:
+            shutil.copytree(
+                self.tree_path(sha256_hex),
+                build,
+                symlinks=True,
+                copy_function=link_over,
+                dirs_exist_ok=True,
+            )
+        try:
+            os.rename(build, merged)
+        except OSError:
+            shutil.rmtree(build, ignore_errors=True)  # built by someone else meanwhile
+        return merged
 
     def delete(self, sha256_hex: str) -> None:
         """Remove a zip and its tree (blocking)."""

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import Any
 
-from lambdalet.models import FunctionConfig, InvocationRecord
+from lambdalet.models import FunctionConfig, InvocationRecord, LayerRef, LayerVersion
 
 
 def function_to_json(config: FunctionConfig) -> str:
@@ -20,7 +20,26 @@ def function_from_json(text: str) -> FunctionConfig:
     known = {f.name for f in dataclasses.fields(FunctionConfig)}
     data = {key: value for key, value in data.items() if key in known}
     data["architectures"] = tuple(data.get("architectures", ("x86_64",)))
+    data["layers"] = tuple(LayerRef(**layer) for layer in data.get("layers", ()))
     return FunctionConfig(**data)
+
+
+def layer_to_json(layer: LayerVersion) -> str:
+    """A layer version as one JSON document."""
+    return json.dumps(dataclasses.asdict(layer), separators=(",", ":"))
+
+
+def layer_from_json(text: str) -> LayerVersion:
+    """Inverse of :func:`layer_to_json`."""
+    data: dict[str, Any] = json.loads(text)
+    for key in ("compatible_runtimes", "compatible_architectures", "policy_statements"):
+        data[key] = tuple(data.get(key, ()))
+    return LayerVersion(**data)
+
+
+def code_shas(config: FunctionConfig) -> str:
+    """Every code blob a function uses (its own and its layers'), space-separated."""
+    return " ".join([config.code_sha256_hex, *(ref.code_sha256_hex for ref in config.layers)])
 
 
 def invocation_row(record: InvocationRecord) -> tuple[Any, ...]:

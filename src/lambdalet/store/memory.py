@@ -10,7 +10,15 @@ from lambdalet.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lambdalet.models import AsyncEvent, FunctionConfig, InvocationRecord, LogEvent, now_ms
+from lambdalet.models import (
+    AsyncEvent,
+    FunctionConfig,
+    InvocationRecord,
+    LayerVersion,
+    LogEvent,
+    now_ms,
+)
+from lambdalet.store.codec import code_shas
 
 
 class MemoryStore:
@@ -22,6 +30,8 @@ class MemoryStore:
         self._invocations: list[InvocationRecord] = []
         self._events: dict[int, tuple[AsyncEvent, str]] = {}
         self._ids = itertools.count(1)
+        self._layers: dict[tuple[str, int], LayerVersion] = {}
+        self._latest_layer_version: dict[str, int] = {}
 
     async def open(self) -> None:
         """Nothing to connect to."""
@@ -59,7 +69,45 @@ class MemoryStore:
         return self._functions.pop(name, None)
 
     async def code_in_use(self, sha256_hex: str) -> bool:
-        return any(f.code_sha256_hex == sha256_hex for f in self._functions.values())
+        return any(sha256_hex in code_shas(f) for f in self._functions.values()) or any(
+            layer.code_sha256_hex == sha256_hex for layer in self._layers.values()
+        )
+
+    async def publish_layer_version(self, layer: LayerVersion) -> LayerVersion:
+        version = self._latest_layer_version.get(layer.name, 0) + 1
+        self._latest_layer_version[layer.name] = version
+        published = replace(layer, version=version)
+        self._layers[(layer.name, version)] = published
+        return published
+
+    async def get_layer_version(self, name: str, version: int) -> LayerVersion | None:
+        return self._layers.get((name, version))
+
+    async def list_layer_versions(self, name: str) -> list[LayerVersion]:
+        found = [layer for (layer_name, _), layer in self._layers.items() if layer_name == name]
+        return sorted(found, key=lambda layer: layer.version, reverse=True)
+
+    async def list_layers(self) -> list[LayerVersion]:
+        newest: dict[str, LayerVersion] = {}
+        for layer in self._layers.values():
+            if layer.name not in newest or layer.version > newest[layer.name].version:
+                newest[layer.name] = layer
+        return [newest[name] for name in sorted(newest)]
+
+    async def update_layer_version(self, layer: LayerVersion, expected_revision_id: str) -> None:
+        current = self._layers.get((layer.name, layer.version))
+        if current is None:
+            raise ResourceNotFoundException(
+                f"Layer version {layer.name}:{layer.version} does not exist."
+            )
+        if current.policy_revision_id != expected_revision_id:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id."
+            )
+        self._layers[(layer.name, layer.version)] = layer
+
+    async def delete_layer_version(self, name: str, version: int) -> LayerVersion | None:
+        return self._layers.pop((name, version), None)
 
     async def total_code_size_bytes(self) -> tuple[int, int]:
         total = sum(f.code_size_bytes for f in self._functions.values())

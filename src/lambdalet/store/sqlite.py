@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
@@ -20,12 +21,22 @@ from lambdalet.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lambdalet.models import AsyncEvent, FunctionConfig, InvocationRecord, LogEvent, now_ms
+from lambdalet.models import (
+    AsyncEvent,
+    FunctionConfig,
+    InvocationRecord,
+    LayerVersion,
+    LogEvent,
+    now_ms,
+)
 from lambdalet.store.codec import (
+    code_shas,
     function_from_json,
     function_to_json,
     invocation_from_row,
     invocation_row,
+    layer_from_json,
+    layer_to_json,
 )
 
 T = TypeVar("T")
@@ -88,13 +99,15 @@ class SqliteStore:
         def insert(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    "INSERT INTO functions VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO functions (name, revision_id, code_sha256, code_size_bytes,"
+                    " config, code_shas) VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         config.name,
                         config.revision_id,
                         config.code_sha256_hex,
                         config.code_size_bytes,
                         function_to_json(config),
+                        code_shas(config),
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -123,12 +136,13 @@ class SqliteStore:
         def update(db: sqlite3.Connection) -> None:
             cursor = db.execute(
                 "UPDATE functions SET revision_id = ?, code_sha256 = ?, code_size_bytes = ?,"
-                " config = ? WHERE name = ? AND revision_id = ?",
+                " config = ?, code_shas = ? WHERE name = ? AND revision_id = ?",
                 (
                     config.revision_id,
                     config.code_sha256_hex,
                     config.code_size_bytes,
                     function_to_json(config),
+                    code_shas(config),
                     config.name,
                     expected_revision_id,
                 ),
@@ -163,10 +177,110 @@ class SqliteStore:
 
     async def code_in_use(self, sha256_hex: str) -> bool:
         def select(db: sqlite3.Connection) -> bool:
-            query = "SELECT 1 FROM functions WHERE code_sha256 = ? LIMIT 1"
-            return db.execute(query, (sha256_hex,)).fetchone() is not None
+            pattern = f"%{sha256_hex}%"
+            query = (
+                "SELECT 1 FROM functions WHERE code_shas LIKE ?"
+                " UNION ALL SELECT 1 FROM layer_versions WHERE code_sha256 = ? LIMIT 1"
+            )
+            return db.execute(query, (pattern, sha256_hex)).fetchone() is not None
 
         return await self._run(select)
+
+    async def publish_layer_version(self, layer: LayerVersion) -> LayerVersion:
+        def insert(db: sqlite3.Connection) -> LayerVersion:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO layers VALUES (?, 1) ON CONFLICT (name)"
+                    " DO UPDATE SET latest_version = latest_version + 1",
+                    (layer.name,),
+                )
+                row = db.execute(
+                    "SELECT latest_version FROM layers WHERE name = ?", (layer.name,)
+                ).fetchone()
+                published = replace(layer, version=int(row[0]))
+                db.execute(
+                    "INSERT INTO layer_versions VALUES (?, ?, ?, ?)",
+                    (
+                        layer.name,
+                        published.version,
+                        layer.code_sha256_hex,
+                        layer_to_json(published),
+                    ),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return published
+
+        return await self._run(insert)
+
+    async def get_layer_version(self, name: str, version: int) -> LayerVersion | None:
+        def select(db: sqlite3.Connection) -> LayerVersion | None:
+            row = db.execute(
+                "SELECT config FROM layer_versions WHERE name = ? AND version = ?",
+                (name, version),
+            ).fetchone()
+            return layer_from_json(row[0]) if row else None
+
+        return await self._run(select)
+
+    async def list_layer_versions(self, name: str) -> list[LayerVersion]:
+        def select(db: sqlite3.Connection) -> list[LayerVersion]:
+            rows = db.execute(
+                "SELECT config FROM layer_versions WHERE name = ? ORDER BY version DESC", (name,)
+            ).fetchall()
+            return [layer_from_json(row[0]) for row in rows]
+
+        return await self._run(select)
+
+    async def list_layers(self) -> list[LayerVersion]:
+        def select(db: sqlite3.Connection) -> list[LayerVersion]:
+            rows = db.execute(
+                "SELECT config FROM layer_versions AS v WHERE version ="
+                " (SELECT MAX(version) FROM layer_versions WHERE name = v.name) ORDER BY name"
+            ).fetchall()
+            return [layer_from_json(row[0]) for row in rows]
+
+        return await self._run(select)
+
+    async def update_layer_version(self, layer: LayerVersion, expected_revision_id: str) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT config FROM layer_versions WHERE name = ? AND version = ?",
+                    (layer.name, layer.version),
+                ).fetchone()
+                if row is None:
+                    raise ResourceNotFoundException(
+                        f"Layer version {layer.name}:{layer.version} does not exist."
+                    )
+                if layer_from_json(row[0]).policy_revision_id != expected_revision_id:
+                    raise PreconditionFailedException(
+                        "The Revision Id provided does not match the latest Revision Id."
+                    )
+                db.execute(
+                    "UPDATE layer_versions SET config = ? WHERE name = ? AND version = ?",
+                    (layer_to_json(layer), layer.name, layer.version),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._run(update)
+
+    async def delete_layer_version(self, name: str, version: int) -> LayerVersion | None:
+        def delete(db: sqlite3.Connection) -> LayerVersion | None:
+            row = db.execute(
+                "DELETE FROM layer_versions WHERE name = ? AND version = ? RETURNING config",
+                (name, version),
+            ).fetchone()
+            return layer_from_json(row[0]) if row else None
+
+        return await self._run(delete)
 
     async def total_code_size_bytes(self) -> tuple[int, int]:
         def select(db: sqlite3.Connection) -> tuple[int, int]:
