@@ -85,6 +85,30 @@ class FunctionConfig:
 
 
 @dataclass(frozen=True)
+class Alias:
+    """A named pointer to a function version, optionally splitting traffic with a second one."""
+
+    function_name: str
+    name: str
+    function_version: str
+    revision_id: str
+    description: str = ""
+    additional_version_weights: dict[str, float] = field(default_factory=dict)
+
+
+def same_code_and_settings(a: FunctionConfig, b: FunctionConfig) -> bool:
+    """Whether two configurations would run the same way (what PublishVersion compares)."""
+    ignored: dict[str, Any] = {
+        "version": LATEST,
+        "revision_id": "",
+        "last_modified_ms": 0,
+        "description": "",
+        "tags": {},
+    }
+    return replace(a, **ignored) == replace(b, **ignored)
+
+
+@dataclass(frozen=True)
 class Invocation:
     """One event to run, as the Runtime API hands it to a runtime."""
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lambdalet.api import functions, layers
+from lambdalet.api import aliases, functions, layers
 from lambdalet.api.invoke import invoke
 from lambdalet.api.requests import node_of, parse_function_name
 from lambdalet.errors import (
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FUNCTIONS = "/2015-03-31/functions"
 FUNCTION = FUNCTIONS + "/{function_name:str}"
+ALIAS = FUNCTION + "/aliases/{alias_name:str}"
 LAYERS = "/2018-10-31/layers"
 LAYER_VERSIONS = LAYERS + "/{layer_name:str}/versions"
 LAYER_VERSION = LAYER_VERSIONS + "/{version:str}"
@@ -137,6 +138,13 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
         ),
         Route(FUNCTION + "/code", functions.update_function_code, methods=["PUT"]),
         Route(FUNCTION + "/invocations", invoke, methods=["POST"]),
+        Route(FUNCTION + "/versions", functions.publish_version, methods=["POST"]),
+        Route(FUNCTION + "/versions", functions.list_versions_by_function, methods=["GET"]),
+        Route(FUNCTION + "/aliases", aliases.create_alias, methods=["POST"]),
+        Route(FUNCTION + "/aliases", aliases.list_aliases, methods=["GET"]),
+        Route(ALIAS, aliases.get_alias, methods=["GET"]),
+        Route(ALIAS, aliases.update_alias, methods=["PUT"]),
+        Route(ALIAS, aliases.delete_alias, methods=["DELETE"]),
         Route("/2016-08-19/account-settings", functions.get_account_settings, methods=["GET"]),
         Route("/2016-08-19/account-settings/", functions.get_account_settings, methods=["GET"]),
         Route(LAYERS, layers.list_layers_or_find, methods=["GET"]),

@@ -35,9 +35,10 @@ from lambdalet.errors import (
     ResourceNotFoundException,
     ValidationException,
 )
-from lambdalet.models import FunctionConfig, LayerRef, now_ms
+from lambdalet.models import LATEST, FunctionConfig, LayerRef, now_ms
 from lambdalet.node import Node
 from lambdalet.runtime import launch
+from lambdalet.store.codec import code_shas
 
 # base64 of a 50 MB zip plus the rest of the JSON document.
 MAX_CREATE_BODY_BYTES = 70 * 1024 * 1024
@@ -241,10 +242,14 @@ async def create_function(request: Request) -> Response:
     return JSONResponse(shapes.function_configuration(config, node.settings), status_code=201)
 
 
-async def _target(request: Request) -> tuple[Node, FunctionConfig]:
+async def _target(request: Request, *, latest_only: bool = False) -> tuple[Node, FunctionConfig]:
     node = node_of(request)
     name, qualifier = parse_function_name(request.path_params["function_name"])
     qualifier = request.query_params.get("Qualifier", qualifier)
+    if latest_only and qualifier not in (None, LATEST):
+        raise InvalidParameterValueException(
+            f"Only $LATEST can be changed; versions are immutable (got qualifier {qualifier})"
+        )
     return node, await node.function(name, qualifier)
 
 
@@ -272,8 +277,13 @@ async def list_functions(request: Request) -> Response:
     marker = request.query_params.get("Marker") or None
     found = await node.store.list_functions(marker, max_items + 1)
     page = found[:max_items]
+    configs = list(page)
+    if request.query_params.get("FunctionVersion") == "ALL":
+        configs = []
+        for latest in page:
+            configs += [latest, *await node.store.list_versions(latest.name)]
     result: dict[str, Any] = {
-        "Functions": [shapes.function_configuration(c, node.settings) for c in page]
+        "Functions": [shapes.function_configuration(c, node.settings) for c in configs]
     }
     if len(found) > max_items:
         result["NextMarker"] = page[-1].name
@@ -292,7 +302,7 @@ def _check_revision(body: dict[str, Any], config: FunctionConfig) -> str:
 
 async def update_function_code(request: Request) -> Response:
     """UpdateFunctionCode: PUT /2015-03-31/functions/{FunctionName}/code."""
-    node, config = await _target(request)
+    node, config = await _target(request, latest_only=True)
     body = await json_object(request, MAX_CREATE_BODY_BYTES, "UpdateFunctionCode")
     expected = _check_revision(body, config)
     if "Architectures" in body:
@@ -315,7 +325,7 @@ async def update_function_code(request: Request) -> Response:
 
 async def update_function_configuration(request: Request) -> Response:
     """UpdateFunctionConfiguration: PUT /2015-03-31/functions/{FunctionName}/configuration."""
-    node, config = await _target(request)
+    node, config = await _target(request, latest_only=True)
     body = await json_object(request, 1024 * 1024, "UpdateFunctionConfiguration")
     expected = _check_revision(body, config)
     updated = _apply_settings(config, body, node)
@@ -329,18 +339,70 @@ async def update_function_configuration(request: Request) -> Response:
 
 
 async def delete_function(request: Request) -> Response:
-    """DeleteFunction: DELETE /2015-03-31/functions/{FunctionName}."""
+    """DeleteFunction: DELETE /2015-03-31/functions/{FunctionName}, or one version of it."""
     node, config = await _target(request)
-    removed = await node.store.delete_function(config.name)
-    if removed is None:
-        raise ResourceNotFoundException(
-            f"Function not found: {node.settings.function_arn(config.name)}"
-        )
+    qualifier = (
+        request.query_params.get("Qualifier")
+        or parse_function_name(request.path_params["function_name"])[1]
+    )
+    if qualifier not in (None, LATEST):
+        if not str(qualifier).isdigit():
+            raise InvalidParameterValueException(
+                "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias"
+            )
+        removed = await node.store.delete_version(config.name, int(config.version))
+        gone = [removed] if removed else []
+    else:
+        gone = await node.store.list_versions(config.name)
+        latest = await node.store.delete_function(config.name)
+        if latest is None:
+            raise ResourceNotFoundException(
+                f"Function not found: {node.settings.function_arn(config.name)}"
+            )
+        gone.append(latest)
     await node.router.retire(config.name)
     await collect_code(
-        node, removed.code_sha256_hex, *(ref.code_sha256_hex for ref in removed.layers)
+        node,
+        *{sha for removed in gone for sha in code_shas(removed).split()},
     )
     return Response(status_code=204)
+
+
+async def publish_version(request: Request) -> Response:
+    """PublishVersion: POST /2015-03-31/functions/{FunctionName}/versions."""
+    node, latest = await _target(request, latest_only=True)
+    body = await json_object(request, 64 * 1024, "PublishVersion")
+    expected_sha = body.get("CodeSha256")
+    if expected_sha is not None and expected_sha != latest.code_sha256_b64:
+        raise InvalidParameterValueException(
+            f"CodeSHA256 ({expected_sha}) is different from current CodeSHA256 in $LATEST"
+            f" ({latest.code_sha256_b64}). Please try again with the CodeSHA256 in $LATEST."
+        )
+    _check_revision(body, latest)
+    description = body.get("Description")
+    if description is not None:
+        description = require_string(description, "description", 256)
+    published = await node.store.publish_version(latest.name, description)
+    return JSONResponse(shapes.function_configuration(published, node.settings), status_code=201)
+
+
+async def list_versions_by_function(request: Request) -> Response:
+    """ListVersionsByFunction: $LATEST then every published version, paginated."""
+    node, latest = await _target(request, latest_only=True)
+    versions = [latest, *await node.store.list_versions(latest.name)]
+    raw_max = request.query_params.get("MaxItems", "50")
+    max_items = require_range(int(raw_max) if raw_max.isdigit() else -1, "maxItems", 1, 10000)
+    marker = request.query_params.get("Marker")
+    if marker:
+        names = [v.version for v in versions]
+        versions = versions[names.index(marker) + 1 :] if marker in names else []
+    page = versions[:max_items]
+    result: dict[str, Any] = {
+        "Versions": [shapes.function_configuration(v, node.settings) for v in page]
+    }
+    if len(versions) > max_items:
+        result["NextMarker"] = page[-1].version
+    return JSONResponse(result)
 
 
 async def get_account_settings(request: Request) -> Response:

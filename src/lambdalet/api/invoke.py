@@ -20,6 +20,7 @@ from lambdalet.api.requests import (
     read_body,
 )
 from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException
+from lambdalet.models import LATEST
 from lambdalet.node import decode_client_context, new_request_id
 
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -67,16 +68,20 @@ async def invoke(request: Request) -> Response:
                 "Could not parse request body into json: Could not parse payload into json: "
                 + error.message.removeprefix("Could not parse request body into json: ")
             ) from None
-    function = await node.function(name, qualifier)
+    function = await node.function(name, qualifier, route=True)
     request_id = new_request_id()
     headers = {"x-amzn-RequestId": request_id}
     if invocation_type == "DryRun":
         return Response(status_code=204, headers=headers)
     if invocation_type == "Event":
-        await node.enqueue(function, payload, request_id)
+        await node.enqueue(name, qualifier, payload, request_id)
         return Response(status_code=202, headers=headers)
     outcome = await node.invoke(
-        function, payload, request_id=request_id, client_context=client_context
+        function,
+        payload,
+        request_id=request_id,
+        client_context=client_context,
+        invoked_qualifier=None if qualifier == LATEST else qualifier,
     )
     headers["X-Amz-Executed-Version"] = function.version
     if outcome.result.function_error:

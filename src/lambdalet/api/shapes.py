@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdalet.config import Settings
-from lambdalet.models import FunctionConfig
+from lambdalet.models import LATEST, Alias, FunctionConfig
 
 
 def aws_timestamp(unix_ms: int) -> str:
@@ -19,7 +19,9 @@ def function_configuration(config: FunctionConfig, settings: Settings) -> dict[s
     """FunctionConfiguration, as CreateFunction and GetFunctionConfiguration return it."""
     shape: dict[str, Any] = {
         "FunctionName": config.name,
-        "FunctionArn": settings.function_arn(config.name),
+        "FunctionArn": settings.function_arn(
+            config.name, None if config.version == LATEST else config.version
+        ),
         "Runtime": config.runtime,
         "Role": config.role,
         "Handler": config.handler,
@@ -59,3 +61,19 @@ def get_function(config: FunctionConfig, settings: Settings) -> dict[str, Any]:
         },
         "Tags": dict(config.tags),
     }
+
+
+def alias_configuration(alias: Alias, settings: Settings) -> dict[str, Any]:
+    """AliasConfiguration."""
+    shape: dict[str, Any] = {
+        "AliasArn": settings.function_arn(alias.function_name, alias.name),
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+    if alias.additional_version_weights:
+        shape["RoutingConfig"] = {
+            "AdditionalVersionWeights": dict(alias.additional_version_weights)
+        }
+    return shape

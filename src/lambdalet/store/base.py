@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from lambdalet.models import (
+    Alias,
     AsyncEvent,
     FunctionConfig,
     InvocationRecord,
@@ -42,7 +43,33 @@ class Store(Protocol):
         """
 
     async def delete_function(self, name: str) -> FunctionConfig | None:
-        """Remove a function and its queued events; return what was removed."""
+        """Remove a function with its versions, aliases and queued events; return $LATEST."""
+
+    async def publish_version(self, name: str, description: str | None) -> FunctionConfig:
+        """Snapshot $LATEST as the next version, unless the newest version already matches it
+        (then return that one); ResourceNotFoundException if the function is gone."""
+
+    async def get_version(self, name: str, version: int) -> FunctionConfig | None:
+        """A published version, or None."""
+
+    async def list_versions(self, name: str) -> list[FunctionConfig]:
+        """Published versions, oldest first."""
+
+    async def delete_version(self, name: str, version: int) -> FunctionConfig | None:
+        """Remove a published version; ResourceConflictException if an alias points to it."""
+
+    async def put_alias(self, alias: Alias, expected_revision_id: str | None) -> None:
+        """Create an alias (``expected_revision_id`` None: ResourceConflictException if it
+        exists) or replace it if its revision is still ``expected_revision_id``."""
+
+    async def get_alias(self, function_name: str, name: str) -> Alias | None:
+        """An alias, or None."""
+
+    async def list_aliases(self, function_name: str) -> list[Alias]:
+        """A function's aliases by name."""
+
+    async def delete_alias(self, function_name: str, name: str) -> Alias | None:
+        """Remove an alias; return it."""
 
     async def code_in_use(self, sha256_hex: str) -> bool:
         """Whether any function or layer version still refers to this code blob."""

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import Any
 
-from lambdalet.models import FunctionConfig, InvocationRecord, LayerRef, LayerVersion
+from lambdalet.models import Alias, FunctionConfig, InvocationRecord, LayerRef, LayerVersion
 
 
 def function_to_json(config: FunctionConfig) -> str:
@@ -61,3 +61,13 @@ def invocation_row(record: InvocationRecord) -> tuple[Any, ...]:
 def invocation_from_row(row: tuple[Any, ...]) -> InvocationRecord:
     """Inverse of :func:`invocation_row`."""
     return InvocationRecord(*row)
+
+
+def alias_to_json(alias: Alias) -> str:
+    """An alias as one JSON document."""
+    return json.dumps(dataclasses.asdict(alias), separators=(",", ":"))
+
+
+def alias_from_json(text: str) -> Alias:
+    """Inverse of :func:`alias_to_json`."""
+    return Alias(**json.loads(text))

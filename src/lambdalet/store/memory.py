@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from dataclasses import replace
 
 from lambdalet.errors import (
@@ -11,12 +12,14 @@ from lambdalet.errors import (
     ResourceNotFoundException,
 )
 from lambdalet.models import (
+    Alias,
     AsyncEvent,
     FunctionConfig,
     InvocationRecord,
     LayerVersion,
     LogEvent,
     now_ms,
+    same_code_and_settings,
 )
 from lambdalet.store.codec import code_shas
 
@@ -31,6 +34,9 @@ class MemoryStore:
         self._events: dict[int, tuple[AsyncEvent, str]] = {}
         self._ids = itertools.count(1)
         self._layers: dict[tuple[str, int], LayerVersion] = {}
+        self._versions: dict[str, dict[int, FunctionConfig]] = {}
+        self._last_version: dict[str, int] = {}
+        self._aliases: dict[str, dict[str, Alias]] = {}
         self._latest_layer_version: dict[str, int] = {}
 
     async def open(self) -> None:
@@ -66,10 +72,75 @@ class MemoryStore:
         for event_id, (event, _) in list(self._events.items()):
             if event.function_name == name:
                 del self._events[event_id]
+        for table in (self._versions, self._last_version, self._aliases):
+            table.pop(name, None)
         return self._functions.pop(name, None)
 
+    async def publish_version(self, name: str, description: str | None) -> FunctionConfig:
+        latest = self._functions.get(name)
+        if latest is None:
+            raise ResourceNotFoundException(f"Function not found: {name}")
+        versions = self._versions.setdefault(name, {})
+        if versions:
+            newest = versions[max(versions)]
+            if same_code_and_settings(newest, latest):
+                return newest
+        number = self._last_version.get(name, 0) + 1
+        self._last_version[name] = number
+        published = latest.evolve(
+            version=str(number),
+            revision_id=str(uuid.uuid4()),
+            last_modified_ms=now_ms(),
+            description=latest.description if description is None else description,
+        )
+        versions[number] = published
+        return published
+
+    async def get_version(self, name: str, version: int) -> FunctionConfig | None:
+        return self._versions.get(name, {}).get(version)
+
+    async def list_versions(self, name: str) -> list[FunctionConfig]:
+        versions = self._versions.get(name, {})
+        return [versions[number] for number in sorted(versions)]
+
+    async def delete_version(self, name: str, version: int) -> FunctionConfig | None:
+        for alias in self._aliases.get(name, {}).values():
+            if str(version) in (alias.function_version, *alias.additional_version_weights):
+                raise ResourceConflictException(
+                    "Unable to delete version because the following aliases reference it:"
+                    f" [{alias.name}]"
+                )
+        return self._versions.get(name, {}).pop(version, None)
+
+    async def put_alias(self, alias: Alias, expected_revision_id: str | None) -> None:
+        aliases = self._aliases.setdefault(alias.function_name, {})
+        current = aliases.get(alias.name)
+        if expected_revision_id is None and current is not None:
+            raise ResourceConflictException(f"Alias already exists: {alias.name}")
+        if expected_revision_id is not None:
+            if current is None:
+                raise ResourceNotFoundException(f"Alias not found: {alias.name}")
+            if current.revision_id != expected_revision_id:
+                raise PreconditionFailedException(
+                    "The Revision Id provided does not match the latest Revision Id."
+                    " Call the GetAlias API to retrieve the latest Revision Id"
+                )
+        aliases[alias.name] = alias
+
+    async def get_alias(self, function_name: str, name: str) -> Alias | None:
+        return self._aliases.get(function_name, {}).get(name)
+
+    async def list_aliases(self, function_name: str) -> list[Alias]:
+        aliases = self._aliases.get(function_name, {})
+        return [aliases[name] for name in sorted(aliases)]
+
+    async def delete_alias(self, function_name: str, name: str) -> Alias | None:
+        return self._aliases.get(function_name, {}).pop(name, None)
+
     async def code_in_use(self, sha256_hex: str) -> bool:
-        return any(sha256_hex in code_shas(f) for f in self._functions.values()) or any(
+        configs = [*self._functions.values()]
+        configs += [v for versions in self._versions.values() for v in versions.values()]
+        return any(sha256_hex in code_shas(f) for f in configs) or any(
             layer.code_sha256_hex == sha256_hex for layer in self._layers.values()
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -22,14 +23,18 @@ from lambdalet.errors import (
     ResourceNotFoundException,
 )
 from lambdalet.models import (
+    Alias,
     AsyncEvent,
     FunctionConfig,
     InvocationRecord,
     LayerVersion,
     LogEvent,
     now_ms,
+    same_code_and_settings,
 )
 from lambdalet.store.codec import (
+    alias_from_json,
+    alias_to_json,
     code_shas,
     function_from_json,
     function_to_json,
@@ -165,8 +170,14 @@ class SqliteStore:
             try:
                 row = db.execute("SELECT config FROM functions WHERE name = ?", (name,)).fetchone()
                 if row is not None:
-                    db.execute("DELETE FROM functions WHERE name = ?", (name,))
-                    db.execute("DELETE FROM async_events WHERE function_name = ?", (name,))
+                    for table, column in (
+                        ("functions", "name"),
+                        ("function_versions", "name"),
+                        ("version_counters", "name"),
+                        ("aliases", "function_name"),
+                        ("async_events", "function_name"),
+                    ):
+                        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -175,14 +186,164 @@ class SqliteStore:
 
         return await self._run(delete)
 
+    async def publish_version(self, name: str, description: str | None) -> FunctionConfig:
+        def publish(db: sqlite3.Connection) -> FunctionConfig:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                published = self._publish(db, name, description)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return published
+
+        return await self._run(publish)
+
+    @staticmethod
+    def _publish(db: sqlite3.Connection, name: str, description: str | None) -> FunctionConfig:
+        row = db.execute("SELECT config FROM functions WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(f"Function not found: {name}")
+        latest = function_from_json(row[0])
+        newest = db.execute(
+            "SELECT config FROM function_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
+            (name,),
+        ).fetchone()
+        if newest is not None and same_code_and_settings(function_from_json(newest[0]), latest):
+            return function_from_json(newest[0])
+        db.execute(
+            "INSERT INTO version_counters VALUES (?, 1) ON CONFLICT (name)"
+            " DO UPDATE SET last_version = last_version + 1",
+            (name,),
+        )
+        number = db.execute(
+            "SELECT last_version FROM version_counters WHERE name = ?", (name,)
+        ).fetchone()[0]
+        published = latest.evolve(
+            version=str(number),
+            revision_id=str(uuid.uuid4()),
+            last_modified_ms=now_ms(),
+            description=latest.description if description is None else description,
+        )
+        db.execute(
+            "INSERT INTO function_versions VALUES (?, ?, ?, ?)",
+            (name, number, code_shas(published), function_to_json(published)),
+        )
+        return published
+
+    async def get_version(self, name: str, version: int) -> FunctionConfig | None:
+        def select(db: sqlite3.Connection) -> FunctionConfig | None:
+            row = db.execute(
+                "SELECT config FROM function_versions WHERE name = ? AND version = ?",
+                (name, version),
+            ).fetchone()
+            return function_from_json(row[0]) if row else None
+
+        return await self._run(select)
+
+    async def list_versions(self, name: str) -> list[FunctionConfig]:
+        def select(db: sqlite3.Connection) -> list[FunctionConfig]:
+            rows = db.execute(
+                "SELECT config FROM function_versions WHERE name = ? ORDER BY version", (name,)
+            ).fetchall()
+            return [function_from_json(row[0]) for row in rows]
+
+        return await self._run(select)
+
+    async def delete_version(self, name: str, version: int) -> FunctionConfig | None:
+        def delete(db: sqlite3.Connection) -> FunctionConfig | None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for (text,) in db.execute(
+                    "SELECT config FROM aliases WHERE function_name = ?", (name,)
+                ).fetchall():
+                    alias = alias_from_json(text)
+                    if str(version) in (alias.function_version, *alias.additional_version_weights):
+                        raise ResourceConflictException(
+                            f"Unable to delete version because the following aliases reference"
+                            f" it: [{alias.name}]"
+                        )
+                row = db.execute(
+                    "DELETE FROM function_versions WHERE name = ? AND version = ? RETURNING config",
+                    (name, version),
+                ).fetchone()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return function_from_json(row[0]) if row else None
+
+        return await self._run(delete)
+
+    async def put_alias(self, alias: Alias, expected_revision_id: str | None) -> None:
+        def put(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT config FROM aliases WHERE function_name = ? AND name = ?",
+                    (alias.function_name, alias.name),
+                ).fetchone()
+                if expected_revision_id is None and row is not None:
+                    raise ResourceConflictException(f"Alias already exists: {alias.name}")
+                if expected_revision_id is not None:
+                    if row is None:
+                        raise ResourceNotFoundException(f"Alias not found: {alias.name}")
+                    if alias_from_json(row[0]).revision_id != expected_revision_id:
+                        raise PreconditionFailedException(
+                            "The Revision Id provided does not match the latest Revision Id."
+                            " Call the GetAlias API to retrieve the latest Revision Id"
+                        )
+                db.execute(
+                    "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
+                    (alias.function_name, alias.name, alias_to_json(alias)),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._run(put)
+
+    async def get_alias(self, function_name: str, name: str) -> Alias | None:
+        def select(db: sqlite3.Connection) -> Alias | None:
+            row = db.execute(
+                "SELECT config FROM aliases WHERE function_name = ? AND name = ?",
+                (function_name, name),
+            ).fetchone()
+            return alias_from_json(row[0]) if row else None
+
+        return await self._run(select)
+
+    async def list_aliases(self, function_name: str) -> list[Alias]:
+        def select(db: sqlite3.Connection) -> list[Alias]:
+            rows = db.execute(
+                "SELECT config FROM aliases WHERE function_name = ? ORDER BY name",
+                (function_name,),
+            ).fetchall()
+            return [alias_from_json(row[0]) for row in rows]
+
+        return await self._run(select)
+
+    async def delete_alias(self, function_name: str, name: str) -> Alias | None:
+        def delete(db: sqlite3.Connection) -> Alias | None:
+            row = db.execute(
+                "DELETE FROM aliases WHERE function_name = ? AND name = ? RETURNING config",
+                (function_name, name),
+            ).fetchone()
+            return alias_from_json(row[0]) if row else None
+
+        return await self._run(delete)
+
     async def code_in_use(self, sha256_hex: str) -> bool:
         def select(db: sqlite3.Connection) -> bool:
             pattern = f"%{sha256_hex}%"
             query = (
                 "SELECT 1 FROM functions WHERE code_shas LIKE ?"
+                " UNION ALL SELECT 1 FROM function_versions WHERE code_shas LIKE ?"
                 " UNION ALL SELECT 1 FROM layer_versions WHERE code_sha256 = ? LIMIT 1"
             )
-            return db.execute(query, (pattern, sha256_hex)).fetchone() is not None
+            found = db.execute(query, (pattern, pattern, sha256_hex)).fetchone()
+            return found is not None
 
         return await self._run(select)
 
