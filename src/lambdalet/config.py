@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     sandbox_backend: str = "process"
     async_workers: int = Field(default=64, description="async events run at once")
     concurrency_limit: int = Field(default=1000, description="account concurrent executions")
+    unreserved_concurrency_minimum: int = Field(
+        default=100, description="what reservations must leave to other functions"
+    )
+    burst_sandboxes_per_10s: int = Field(
+        default=1000, description="new sandboxes a function may start in 10 s"
+    )
     log_level: str = "info"
     runtimes: dict[str, str] = Field(default_factory=default_runtimes)
 

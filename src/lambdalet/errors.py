@@ -121,3 +121,10 @@ class SandboxError(LambdaletError):
 
 class CodeError(LambdaletError):
     """Raised when a function's code package cannot be used."""
+
+
+class ProvisionedConcurrencyConfigNotFoundException(AwsError):
+    """Raised when a version or alias has no provisioned concurrency configured."""
+
+    code = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404

@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import uuid
+from typing import Any
 
 from lambdalet.config import Settings
 from lambdalet.errors import ResourceNotFoundException
@@ -23,6 +24,9 @@ from lambdalet.scheduler.router import InvokeOutcome, Router
 from lambdalet.store import BlobStore, Store, make_store
 
 log = logging.getLogger(__name__)
+
+RESERVED = "reserved_concurrency"
+PROVISIONED = "provisioned:"
 
 
 def new_request_id() -> str:
@@ -43,18 +47,26 @@ class Node:
         )
         self.code_lock = asyncio.Lock()
         self._random = random.Random()
+        self._provisioning: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.dispatcher = AsyncDispatcher(self.store, self.run_async_event, settings.async_workers)
 
     async def start(self) -> None:
-        """Open the store and start the background loops."""
+        """Open the store, restore concurrency settings and start the background loops."""
         await self.store.open()
         await asyncio.to_thread(self.blobs.sweep_scratch)
         self.recorder.start()
         self.router.start()
+        for (name, key), value in (await self.store.list_settings(None)).items():
+            if key == RESERVED:
+                self.router.limiter.set_reserved(name, int(value))
+            elif key.startswith(PROVISIONED):
+                self._start_provisioning(name, key.removeprefix(PROVISIONED), value["requested"])
         await self.dispatcher.start()
 
     async def stop(self) -> None:
         """Stop taking work, finish what runs, flush records, close the store."""
+        for task in self._provisioning.values():
+            task.cancel()
         await self.dispatcher.stop()
         await self.router.stop()
         await self.recorder.stop()
@@ -98,6 +110,75 @@ class Node:
                 return version
             draw -= weight
         return alias.function_version
+
+    async def set_reserved_concurrency(self, name: str, value: int | None) -> None:
+        """Reserve concurrency for a function (None removes the reservation)."""
+        if value is not None:
+            self.router.limiter.check_reservation(name, value)
+        await self.store.put_setting(name, RESERVED, value)
+        self.router.limiter.set_reserved(name, value)
+
+    async def reserved_concurrency(self, name: str) -> int | None:
+        """A function's reserved concurrency, if it has one."""
+        value = (await self.store.list_settings(name)).get((name, RESERVED))
+        return None if value is None else int(value)
+
+    async def put_provisioned_concurrency(self, name: str, qualifier: str, count: int) -> None:
+        """Keep ``count`` sandboxes of a version (or an alias's version) initialized."""
+        await self.function(name, qualifier)
+        await self.store.put_setting(
+            name, PROVISIONED + qualifier, {"requested": count, "last_modified_ms": now_ms()}
+        )
+        self._start_provisioning(name, qualifier, count)
+
+    def _start_provisioning(self, name: str, qualifier: str, count: int) -> None:
+        async def provision() -> None:
+            config = await self.function(name, qualifier)
+            await self.router.provision(config, count)
+
+        previous = self._provisioning.pop((name, qualifier), None)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.create_task(provision(), name=f"provision-{name}-{qualifier}")
+        task.add_done_callback(_log_provisioning_failure)
+        self._provisioning[(name, qualifier)] = task
+
+    async def provisioned_concurrency(self, name: str) -> dict[str, dict[str, Any]]:
+        """Each qualifier's provisioned concurrency: requested, allocated, status."""
+        found: dict[str, dict[str, Any]] = {}
+        for (_, key), value in (await self.store.list_settings(name)).items():
+            if not key.startswith(PROVISIONED):
+                continue
+            qualifier = key.removeprefix(PROVISIONED)
+            task = self._provisioning.get((name, qualifier))
+            try:
+                allocated = self.router.provisioned_ready(await self.function(name, qualifier))
+            except ResourceNotFoundException:
+                allocated = 0
+            status, reason = "IN_PROGRESS", None
+            if allocated >= value["requested"]:
+                status = "READY"
+            elif task is not None and task.done() and not task.cancelled() and task.exception():
+                status, reason = "FAILED", str(task.exception())
+            found[qualifier] = {**value, "allocated": allocated, "status": status, "reason": reason}
+        return found
+
+    async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None:
+        """Stop keeping sandboxes initialized for a qualifier."""
+        config = await self.function(name, qualifier)
+        await self.store.put_setting(name, PROVISIONED + qualifier, None)
+        task = self._provisioning.pop((name, qualifier), None)
+        if task is not None:
+            task.cancel()
+        await self.router.unprovision(name, config.version)
+
+    async def forget(self, name: str) -> None:
+        """Drop every sandbox and concurrency setting of a deleted function."""
+        self.router.limiter.set_reserved(name, None)
+        for key in [k for k in self._provisioning if k[0] == name]:
+            self._provisioning.pop(key).cancel()
+        await self.router.unprovision(name, None)
+        await self.router.retire(name)
 
     async def invoke(
         self,
@@ -151,6 +232,11 @@ class Node:
                 event.function_name,
                 outcome.result.payload[:500],
             )
+
+
+def _log_provisioning_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("provisioning sandboxes failed: %s", task.exception())
 
 
 def _trace_id() -> str:

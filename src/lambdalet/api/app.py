@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lambdalet.api import aliases, functions, layers
+from lambdalet.api import aliases, concurrency, functions, layers
 from lambdalet.api.invoke import invoke
 from lambdalet.api.requests import node_of, parse_function_name
 from lambdalet.errors import (
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 FUNCTIONS = "/2015-03-31/functions"
 FUNCTION = FUNCTIONS + "/{function_name:str}"
 ALIAS = FUNCTION + "/aliases/{alias_name:str}"
+RESERVED = "/2017-10-31/functions/{function_name:str}/concurrency"
+PROVISIONED = "/2019-09-30/functions/{function_name:str}/provisioned-concurrency"
 LAYERS = "/2018-10-31/layers"
 LAYER_VERSIONS = LAYERS + "/{layer_name:str}/versions"
 LAYER_VERSION = LAYER_VERSIONS + "/{version:str}"
@@ -142,6 +144,16 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
         Route(FUNCTION + "/versions", functions.list_versions_by_function, methods=["GET"]),
         Route(FUNCTION + "/aliases", aliases.create_alias, methods=["POST"]),
         Route(FUNCTION + "/aliases", aliases.list_aliases, methods=["GET"]),
+        Route(RESERVED, concurrency.put_function_concurrency, methods=["PUT"]),
+        Route(RESERVED, concurrency.delete_function_concurrency, methods=["DELETE"]),
+        Route(
+            "/2019-09-30/functions/{function_name:str}/concurrency",
+            concurrency.get_function_concurrency,
+            methods=["GET"],
+        ),
+        Route(PROVISIONED, concurrency.put_provisioned_concurrency, methods=["PUT"]),
+        Route(PROVISIONED, concurrency.get_provisioned_concurrency, methods=["GET"]),
+        Route(PROVISIONED, concurrency.delete_provisioned_concurrency, methods=["DELETE"]),
         Route(ALIAS, aliases.get_alias, methods=["GET"]),
         Route(ALIAS, aliases.update_alias, methods=["PUT"]),
         Route(ALIAS, aliases.delete_alias, methods=["DELETE"]),

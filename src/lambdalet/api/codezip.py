@@ -32,6 +32,14 @@ def _escapes(relative: str) -> bool:
     )
 
 
+def _resolves_inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, following the links already on disk, stays under ``root``."""
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a loop of links
+        return False
+
+
 def _refuse(message: str) -> InvalidParameterValueException:
     return InvalidParameterValueException(message)
 
@@ -85,6 +93,7 @@ def _extract(
         raise _refuse(f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes")
     written = 0
     root = destination.resolve()
+    links: list[tuple[Path, str, str]] = []
     for entry in entries:
         name = entry.filename.replace("\\", "/")
         if _escapes(name):
@@ -94,24 +103,29 @@ def _extract(
             )
         target = root / name
         mode = entry.external_attr >> 16
-        if entry.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.parent.resolve().is_relative_to(root):
+        # Checked before anything is made, following the links earlier entries made: a link
+        # to '.' makes 'a/..' mean the parent of the code directory.
+        if not _resolves_inside(target.parent, root) or (
+            not stat.S_ISLNK(mode) and not _resolves_inside(target, root)
+        ):
             raise _refuse(
                 f"Zip entry '{entry.filename}' is inside a link that leaves the code directory"
             )
-        if stat.S_ISLNK(mode):
-            link = archive.read(entry).decode("utf-8", "replace")
-            inside = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
-            if link.startswith("/") or inside == ".." or inside.startswith("../"):
-                raise _refuse(
-                    f"Symlink '{entry.filename}' -> '{link}' points outside the code directory"
-                )
-            os.symlink(link, target)
-            continue
         try:
+            if entry.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if stat.S_ISLNK(mode):
+                link = archive.read(entry).decode("utf-8", "replace")
+                inside = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
+                if link.startswith("/") or inside == ".." or inside.startswith("../"):
+                    raise _refuse(
+                        f"Symlink '{entry.filename}' -> '{link}' points outside the code directory"
+                    )
+                os.symlink(link, target)
+                links.append((target, entry.filename, link))
+                continue
             with archive.open(entry) as source, open(target, "wb") as out:
                 while chunk := source.read(_CHUNK_BYTES):
                     written += len(chunk)
@@ -120,9 +134,21 @@ def _extract(
                             f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes"
                         )
                     out.write(chunk)
+        except (FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise _refuse(
+                f"Zip entry '{entry.filename}' clashes with another entry of the same path"
+                " (a file, directory or link of that name)"
+            ) from None
         except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as error:
             raise _refuse(f"Could not unzip '{entry.filename}': {error}") from None
         os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+    # A link may lead out only through links made after it, so all are checked once all exist.
+    for link_path, filename, link in links:
+        if not _resolves_inside(link_path, root):
+            raise _refuse(
+                f"Symlink '{filename}' -> '{link}' resolves outside the code directory"
+                " (or into a loop of links)"
+            )
     if required_file is not None:
         missing = missing_entry(root, required_file)
         if missing is not None:

@@ -210,7 +210,8 @@ async def create_function(request: Request) -> Response:
             "1 validation error detected: Value null at 'role' failed to"
             " satisfy constraint: Member must not be null"
         )
-    if "Runtime" not in body:
+    # An image request has no Runtime: let _apply_settings say images are not supported.
+    if "Runtime" not in body and body.get("PackageType", "Zip") == "Zip":
         raise InvalidParameterValueException("Runtime is required for .zip file deployments")
     blank = FunctionConfig(
         name=name,
@@ -256,7 +257,11 @@ async def _target(request: Request, *, latest_only: bool = False) -> tuple[Node,
 async def get_function(request: Request) -> Response:
     """GetFunction: GET /2015-03-31/functions/{FunctionName}."""
     node, config = await _target(request)
-    return JSONResponse(shapes.get_function(config, node.settings))
+    shape = shapes.get_function(config, node.settings)
+    reserved = await node.reserved_concurrency(config.name)
+    if reserved is not None:
+        shape["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
+    return JSONResponse(shape)
 
 
 async def get_function_configuration(request: Request) -> Response:
@@ -317,7 +322,7 @@ async def update_function_code(request: Request) -> Response:
     except BaseException:
         await collect_code(node, updated.code_sha256_hex)
         raise
-    await node.router.retire(config.name)
+    await node.router.retire(config.name, LATEST)
     if old_sha != updated.code_sha256_hex:
         await collect_code(node, old_sha)
     return JSONResponse(shapes.function_configuration(updated, node.settings))
@@ -334,7 +339,7 @@ async def update_function_configuration(request: Request) -> Response:
         await _check_total_size(node, updated)
     updated = updated.evolve(revision_id=str(uuid.uuid4()), last_modified_ms=now_ms())
     await node.store.update_function(updated, expected)
-    await node.router.retire(config.name)
+    await node.router.retire(config.name, LATEST)
     return JSONResponse(shapes.function_configuration(updated, node.settings))
 
 
@@ -352,6 +357,7 @@ async def delete_function(request: Request) -> Response:
             )
         removed = await node.store.delete_version(config.name, int(config.version))
         gone = [removed] if removed else []
+        await node.router.retire(config.name, config.version)
     else:
         gone = await node.store.list_versions(config.name)
         latest = await node.store.delete_function(config.name)
@@ -360,7 +366,7 @@ async def delete_function(request: Request) -> Response:
                 f"Function not found: {node.settings.function_arn(config.name)}"
             )
         gone.append(latest)
-    await node.router.retire(config.name)
+        await node.forget(config.name)
     await collect_code(
         node,
         *{sha for removed in gone for sha in code_shas(removed).split()},
@@ -417,7 +423,7 @@ async def get_account_settings(request: Request) -> Response:
                 "CodeSizeUnzipped": MAX_UNZIPPED_BYTES,
                 "CodeSizeZipped": MAX_ZIPPED_BYTES,
                 "ConcurrentExecutions": limit,
-                "UnreservedConcurrentExecutions": limit,
+                "UnreservedConcurrentExecutions": node.router.limiter.unreserved_limit,
             },
             "AccountUsage": {"TotalCodeSize": total, "FunctionCount": count},
         }

@@ -17,7 +17,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from lambdalet.config import Settings
-from lambdalet.errors import TooManyRequestsException
 from lambdalet.metering.billing import billed_duration_ms, end_line, report_line, start_line
 from lambdalet.metering.recorder import Recorder
 from lambdalet.models import (
@@ -35,6 +34,7 @@ from lambdalet.sandbox.base import (
     SandboxSpec,
     SandboxState,
 )
+from lambdalet.scheduler.concurrency import ConcurrencyLimiter
 from lambdalet.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -67,16 +67,18 @@ class Router:
         self._recorder = recorder
         self._idle: dict[SandboxKey, list[Sandbox]] = defaultdict(list)
         self._busy: set[Sandbox] = set()
-        self._starting = 0
+        self._provisioned_idle: dict[SandboxKey, list[Sandbox]] = defaultdict(list)
+        self._provisioned: dict[SandboxKey, set[Sandbox]] = defaultdict(set)
+        self._provision_tasks: dict[SandboxKey, asyncio.Task[None]] = {}
+        self.limiter = ConcurrencyLimiter(
+            settings.concurrency_limit,
+            settings.unreserved_concurrency_minimum,
+            settings.burst_sandboxes_per_10s,
+        )
         self._current_revision: dict[tuple[str, str], str] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._scratch_root = settings.data_dir / "sandboxes"
         self._empty_opt_dir = settings.data_dir / "empty-opt"
-
-    @property
-    def in_flight(self) -> int:
-        """Invocations running now (the account's concurrent executions)."""
-        return len(self._busy) + self._starting
 
     def idle_count(self, name: str | None = None) -> int:
         """Idle warm sandboxes, of one function or of all."""
@@ -94,41 +96,100 @@ class Router:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        for task in self._provision_tasks.values():
+            task.cancel()
         sandboxes = [s for idle in self._idle.values() for s in idle] + list(self._busy)
+        sandboxes += [s for members in self._provisioned.values() for s in members]
         self._idle.clear()
+        self._provisioned.clear()
+        self._provisioned_idle.clear()
+        await asyncio.gather(*(s.stop() for s in set(sandboxes)), return_exceptions=True)
+
+    async def retire(self, name: str, version: str | None = None) -> None:
+        """Stop the idle sandboxes of a function (or one version) that changed or was deleted."""
+        doomed = [key for key in self._idle if key[0] == name and version in (None, key[1])]
+        sandboxes = [s for key in doomed for s in self._idle.pop(key)]
+        self._current_revision = {
+            k: v
+            for k, v in self._current_revision.items()
+            if not (k[0] == name and version in (None, k[1]))
+        }
         await asyncio.gather(*(s.stop() for s in sandboxes), return_exceptions=True)
 
-    async def retire(self, name: str) -> None:
-        """Stop the idle sandboxes of a function that changed or was deleted."""
-        doomed = [key for key in self._idle if key[0] == name]
-        sandboxes = [s for key in doomed for s in self._idle.pop(key)]
-        self._current_revision = {k: v for k, v in self._current_revision.items() if k[0] != name}
-        await asyncio.gather(*(s.stop() for s in sandboxes), return_exceptions=True)
+    def provisioned_ready(self, function: FunctionConfig) -> int:
+        """How many provisioned sandboxes of a version are initialized now."""
+        return len(self._provisioned.get(function.sandbox_key, ()))
+
+    async def provision(self, function: FunctionConfig, count: int) -> None:
+        """Keep ``count`` initialized sandboxes of a version ready, starting them now; they are
+        used before on-demand ones and never reaped. Returns once they are all ready."""
+        key = function.sandbox_key
+        self._current_revision[(function.name, function.version)] = function.revision_id
+        previous = self._provision_tasks.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        members = self._provisioned[key]
+        surplus = list(members)[count:] if len(members) > count else []
+        for sandbox in surplus:
+            members.discard(sandbox)
+            if sandbox in self._provisioned_idle[key]:
+                self._provisioned_idle[key].remove(sandbox)
+                await sandbox.stop()
+        task = asyncio.create_task(self._fill_provisioned(function, count))
+        self._provision_tasks[key] = task
+        await asyncio.shield(task)
+
+    async def _fill_provisioned(self, function: FunctionConfig, count: int) -> None:
+        key = function.sandbox_key
+        while len(self._provisioned[key]) < count:
+            missing = count - len(self._provisioned[key])
+            started = await asyncio.gather(
+                *(self._start_sandbox(function) for _ in range(min(missing, 8))),
+                return_exceptions=True,
+            )
+            for sandbox in started:
+                if isinstance(sandbox, BaseException):
+                    raise sandbox
+                self._provisioned[key].add(sandbox)
+                self._provisioned_idle[key].append(sandbox)
+
+    async def unprovision(self, name: str, version: str | None) -> None:
+        """Stop the provisioned sandboxes of a version (or of every version)."""
+        for key in [k for k in self._provisioned if k[0] == name and version in (None, k[1])]:
+            task = self._provision_tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+            members = self._provisioned.pop(key)
+            idle = self._provisioned_idle.pop(key, [])
+            await asyncio.gather(*(s.stop() for s in idle), return_exceptions=True)
+            # Busy ones are stopped when their invocation ends (see _release).
+            del members
 
     async def invoke(
         self,
         function: FunctionConfig,
         invocation: Invocation,
     ) -> InvokeOutcome:
-        """Run one invocation and meter it; raise TooManyRequestsException when over the limit."""
-        if self.in_flight >= self._settings.concurrency_limit:
-            raise TooManyRequestsException(
-                "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded"
-            )
+        """Run one invocation and meter it; raise TooManyRequestsException when over a limit."""
+        ticket = self.limiter.acquire(function.name)
+        try:
+            return await self._invoke(function, invocation)
+        finally:
+            self.limiter.release(ticket)
+
+    async def _invoke(self, function: FunctionConfig, invocation: Invocation) -> InvokeOutcome:
         self._current_revision[(function.name, function.version)] = function.revision_id
         started_ms = now_ms()
         init_ms: float | None = None
         sandbox = self._take_idle(function.sandbox_key)
         if sandbox is None:
-            self._starting += 1
+            self.limiter.note_sandbox_start(function.name)
             try:
                 sandbox = await self._start_sandbox(function)
             except SandboxInitError as error:
                 return self._finish(
                     function, invocation, started_ms, self._init_failure(error), error.log_lines
                 )
-            finally:
-                self._starting -= 1
             init_ms = sandbox.stats().init_duration_ms
         self._busy.add(sandbox)
         try:
@@ -158,19 +219,32 @@ class Router:
         return sandbox
 
     def _take_idle(self, key: SandboxKey) -> Sandbox | None:
-        idle = self._idle.get(key)
-        while idle:
-            sandbox = idle.pop()
-            if sandbox.state is SandboxState.READY:
-                return sandbox
+        for pool in (self._provisioned_idle, self._idle):
+            idle = pool.get(key)
+            while idle:
+                sandbox = idle.pop()
+                if sandbox.state is SandboxState.READY:
+                    return sandbox
         return None
 
     def _release(self, sandbox: Sandbox) -> None:
         function = sandbox.spec.function
+        key = function.sandbox_key
         current = self._current_revision.get((function.name, function.version))
-        if sandbox.state is SandboxState.READY and current == function.revision_id:
-            self._idle[function.sandbox_key].append(sandbox)
-        else:
+        usable = sandbox.state is SandboxState.READY and current == function.revision_id
+        if sandbox in self._provisioned.get(key, ()):
+            if usable:
+                self._provisioned_idle[key].append(sandbox)
+                return
+            # A provisioned sandbox died (timeout, crash): start its replacement.
+            self._provisioned[key].discard(sandbox)
+            count = len(self._provisioned[key]) + 1
+            refill = asyncio.create_task(self._fill_provisioned(function, count))
+            refill.add_done_callback(_log_failure)
+            self._provision_tasks[key] = refill
+        if usable:
+            self._idle[key].append(sandbox)
+        elif sandbox.state is not SandboxState.STOPPED:
             task = asyncio.create_task(sandbox.stop())
             task.add_done_callback(_log_failure)
 

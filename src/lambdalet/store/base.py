@@ -6,7 +6,7 @@ chosen by ``Settings.store_url``. Code blobs live beside the store in a :class:`
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from lambdalet.models import (
     Alias,
@@ -70,6 +70,12 @@ class Store(Protocol):
 
     async def delete_alias(self, function_name: str, name: str) -> Alias | None:
         """Remove an alias; return it."""
+
+    async def put_setting(self, function_name: str, key: str, value: Any) -> None:
+        """Keep a function-level setting (JSON value), or remove it with None."""
+
+    async def list_settings(self, function_name: str | None) -> dict[tuple[str, str], Any]:
+        """Settings of one function, or of all, keyed by (function name, key)."""
 
     async def code_in_use(self, sha256_hex: str) -> bool:
         """Whether any function or layer version still refers to this code blob."""

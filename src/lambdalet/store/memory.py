@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import replace
+from typing import Any
 
 from lambdalet.errors import (
     PreconditionFailedException,
@@ -37,6 +38,7 @@ class MemoryStore:
         self._versions: dict[str, dict[int, FunctionConfig]] = {}
         self._last_version: dict[str, int] = {}
         self._aliases: dict[str, dict[str, Alias]] = {}
+        self._settings: dict[tuple[str, str], Any] = {}
         self._latest_layer_version: dict[str, int] = {}
 
     async def open(self) -> None:
@@ -74,6 +76,8 @@ class MemoryStore:
                 del self._events[event_id]
         for table in (self._versions, self._last_version, self._aliases):
             table.pop(name, None)
+        for key in [k for k in self._settings if k[0] == name]:
+            del self._settings[key]
         return self._functions.pop(name, None)
 
     async def publish_version(self, name: str, description: str | None) -> FunctionConfig:
@@ -136,6 +140,17 @@ class MemoryStore:
 
     async def delete_alias(self, function_name: str, name: str) -> Alias | None:
         return self._aliases.get(function_name, {}).pop(name, None)
+
+    async def put_setting(self, function_name: str, key: str, value: Any) -> None:
+        if value is None:
+            self._settings.pop((function_name, key), None)
+        else:
+            self._settings[(function_name, key)] = value
+
+    async def list_settings(self, function_name: str | None) -> dict[tuple[str, str], Any]:
+        return {
+            key: value for key, value in self._settings.items() if function_name in (None, key[0])
+        }
 
     async def code_in_use(self, sha256_hex: str) -> bool:
         configs = [*self._functions.values()]

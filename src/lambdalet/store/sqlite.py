@@ -8,6 +8,7 @@ thread is enough and it serialises writers the way SQLite wants anyway.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lambdalet.errors import (
     PreconditionFailedException,
@@ -175,6 +176,7 @@ class SqliteStore:
                         ("function_versions", "name"),
                         ("version_counters", "name"),
                         ("aliases", "function_name"),
+                        ("function_settings", "function_name"),
                         ("async_events", "function_name"),
                     ):
                         db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
@@ -333,6 +335,33 @@ class SqliteStore:
             return alias_from_json(row[0]) if row else None
 
         return await self._run(delete)
+
+    async def put_setting(self, function_name: str, key: str, value: Any) -> None:
+        def put(db: sqlite3.Connection) -> None:
+            if value is None:
+                db.execute(
+                    "DELETE FROM function_settings WHERE function_name = ? AND key = ?",
+                    (function_name, key),
+                )
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO function_settings VALUES (?, ?, ?)",
+                    (function_name, key, json.dumps(value)),
+                )
+
+        await self._run(put)
+
+    async def list_settings(self, function_name: str | None) -> dict[tuple[str, str], Any]:
+        def select(db: sqlite3.Connection) -> dict[tuple[str, str], Any]:
+            if function_name is None:
+                rows = db.execute("SELECT * FROM function_settings").fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT * FROM function_settings WHERE function_name = ?", (function_name,)
+                ).fetchall()
+            return {(row[0], row[1]): json.loads(row[2]) for row in rows}
+
+        return await self._run(select)
 
     async def code_in_use(self, sha256_hex: str) -> bool:
         def select(db: sqlite3.Connection) -> bool:
