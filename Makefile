@@ -16,7 +16,8 @@ $(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.test-installed: pyproject.toml scripts/install-test-deps.sh | $(BIN)/python
+	bash scripts/install-test-deps.sh
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
@@ -24,8 +25,8 @@ serve: $(VENV)/.serve-installed
 	$(BIN)/lambdalet serve --deploy examples/hello
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 types: $(VENV)/.test-installed
 	$(BIN)/mypy

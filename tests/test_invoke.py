@@ -396,3 +396,24 @@ def test_update_replaces_warm_sandboxes(deploy: Deploy, lambda_client: Any) -> N
         ),
     )
     assert invoke(lambda_client, name)[0] == "3"
+
+
+def test_a_sandbox_that_died_while_idle_is_not_reused(deploy: Deploy, lambda_client: Any) -> None:
+    import os
+    import signal
+
+    name = deploy("import os\ndef handler(event, context):\n    return os.getpid()\n")[
+        "FunctionName"
+    ]
+    first_pid, _ = invoke(lambda_client, name)
+    os.kill(first_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(first_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    second_pid, response = invoke(lambda_client, name)
+    assert "FunctionError" not in response
+    assert second_pid != first_pid

@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     account_id: str = "000000000000"
     billing_increment_ms: int = Field(default=1, description="1 (current AWS) or 100 (classic)")
-    keep_alive_ms: int = Field(default=600_000, description="idle time before a sandbox stops")
+    keep_alive_ms: int = Field(
+        default=600_000, description="idle time before a sandbox stops (the fixed policy's)"
+    )
+    keep_alive_policy: str = Field(
+        default="fixed", description="'fixed' or 'hybrid-histogram' (learned per function)"
+    )
     sandbox_backend: str = "process"
     async_workers: int = Field(default=64, description="async events run at once")
     concurrency_limit: int = Field(default=1000, description="account concurrent executions")
@@ -72,6 +77,14 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
     runtimes: dict[str, str] = Field(default_factory=default_runtimes)
+
+    @field_validator("keep_alive_policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        choices = ("fixed", "hybrid-histogram")
+        if value not in choices:
+            raise ValueError(f"unknown keep-alive policy {value!r}; choose one of {choices}")
+        return value
 
     @field_validator("billing_increment_ms")
     @classmethod

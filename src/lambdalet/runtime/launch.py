@@ -62,11 +62,19 @@ def entry_files(function: FunctionConfig) -> tuple[str, ...] | None:
     kind = family(function.runtime)
     if kind == "custom":
         return ("bootstrap",)
-    if kind in ("python", "node") and "." in function.handler:
+    if kind == "python" and "." in function.handler:
         module = function.handler.rsplit(".", 1)[0]
-        if kind == "python":
-            return (module.replace(".", "/") + ".py",)
-        return tuple(module + suffix for suffix in (".js", ".mjs", ".cjs"))
+        return (module.replace(".", "/") + ".py",)
+    if kind == "node":
+        # AWS's Node runtime splits at the first dot of the last path part: "src/app.a.b" is
+        # export "a.b" of module "src/app", which may also be a package in node_modules.
+        directory, _, base = function.handler.rpartition("/")
+        if "." not in base:
+            return None
+        module = base.split(".", 1)[0]
+        prefix = f"{directory}/{module}" if directory else module
+        package = (f"node_modules/{module}/package.json",) if not directory else ()
+        return tuple(prefix + suffix for suffix in ("", ".js", ".mjs", ".cjs")) + package
     return None
 
 

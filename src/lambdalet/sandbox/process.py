@@ -60,6 +60,7 @@ class ProcessSandbox:
         self._exit: asyncio.Task[int] | None = None
         self._output: OutputCollector | None = None
         self._stats = SandboxStats()
+        self._stopped = False
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -111,6 +112,7 @@ class ProcessSandbox:
             os.close(write_fd)
         self._output = OutputCollector(read_fd)
         self._exit = asyncio.create_task(self._process.wait())
+        self._exit.add_done_callback(self._on_exit)
         waiting: set[asyncio.Future[Any]] = {
             self._server.first_poll,
             self._server.init_error,
@@ -189,9 +191,17 @@ class ProcessSandbox:
             sandbox_died=True,
         )
 
+    def _on_exit(self, _: asyncio.Task[int]) -> None:
+        # A runtime that dies while idle must not be handed the next invocation.
+        if self.state is SandboxState.READY:
+            self.state = SandboxState.STOPPED
+            cleanup = asyncio.get_running_loop().create_task(self.stop())
+            cleanup.add_done_callback(lambda task: task.exception())
+
     async def stop(self) -> None:
-        if self.state is SandboxState.STOPPED:
+        if self._stopped:
             return
+        self._stopped = True
         self.state = SandboxState.STOPPED
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -2,8 +2,10 @@
 
 Idle sandboxes are kept per (function, version, revision) and the most recently used one is
 picked first, so the others grow idle and expire. A configuration or code change makes a new
-revision: sandboxes of older ones are stopped rather than reused. Idle sandboxes stop after
-``Settings.keep_alive_ms`` (scale to zero). The account concurrency limit answers 429.
+revision: sandboxes of older ones are stopped rather than reused. How long an idle sandbox
+stays loaded, and whether it is unloaded and pre-warmed shortly before the next predicted
+invocation instead, is the keep-alive policy's call (``Settings.keep_alive_policy``); with
+none loaded a function costs nothing (scale to zero). Limits are ``scheduler.concurrency``'s.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from lambdalet.sandbox.base import (
     SandboxState,
 )
 from lambdalet.scheduler.concurrency import ConcurrencyLimiter
+from lambdalet.scheduler.keepalive import make_policy
 from lambdalet.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,9 @@ class Router:
         self._provisioned_idle: dict[SandboxKey, list[Sandbox]] = defaultdict(list)
         self._provisioned: dict[SandboxKey, set[Sandbox]] = defaultdict(set)
         self._provision_tasks: dict[SandboxKey, asyncio.Task[None]] = {}
+        self.policy = make_policy(settings.keep_alive_policy, keep_alive_ms=settings.keep_alive_ms)
+        self._expires_monotonic: dict[Sandbox, float] = {}
+        self._prewarms: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.limiter = ConcurrencyLimiter(
             settings.concurrency_limit,
             settings.unreserved_concurrency_minimum,
@@ -96,7 +102,7 @@ class Router:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        for task in self._provision_tasks.values():
+        for task in [*self._provision_tasks.values(), *self._prewarms.values()]:
             task.cancel()
         sandboxes = [s for idle in self._idle.values() for s in idle] + list(self._busy)
         sandboxes += [s for members in self._provisioned.values() for s in members]
@@ -107,6 +113,9 @@ class Router:
 
     async def retire(self, name: str, version: str | None = None) -> None:
         """Stop the idle sandboxes of a function (or one version) that changed or was deleted."""
+        for key in [k for k in self._prewarms if k[0] == name and version in (None, k[1])]:
+            self._prewarms.pop(key).cancel()
+            self.policy.forget(key)
         doomed = [key for key in self._idle if key[0] == name and version in (None, key[1])]
         sandboxes = [s for key in doomed for s in self._idle.pop(key)]
         self._current_revision = {
@@ -178,7 +187,12 @@ class Router:
             self.limiter.release(ticket)
 
     async def _invoke(self, function: FunctionConfig, invocation: Invocation) -> InvokeOutcome:
-        self._current_revision[(function.name, function.version)] = function.revision_id
+        policy_key = (function.name, function.version)
+        self.policy.on_invocation(policy_key, _monotonic_ms())
+        prewarm = self._prewarms.pop(policy_key, None)
+        if prewarm is not None:
+            prewarm.cancel()  # the invocation it was for came early (or it is already warm)
+        self._current_revision[policy_key] = function.revision_id
         started_ms = now_ms()
         init_ms: float | None = None
         sandbox = self._take_idle(function.sandbox_key)
@@ -223,6 +237,7 @@ class Router:
             idle = pool.get(key)
             while idle:
                 sandbox = idle.pop()
+                self._expires_monotonic.pop(sandbox, None)
                 if sandbox.state is SandboxState.READY:
                     return sandbox
         return None
@@ -242,11 +257,39 @@ class Router:
             refill = asyncio.create_task(self._fill_provisioned(function, count))
             refill.add_done_callback(_log_failure)
             self._provision_tasks[key] = refill
-        if usable:
-            self._idle[key].append(sandbox)
-        elif sandbox.state is not SandboxState.STOPPED:
+        policy_key = (function.name, function.version)
+        self.policy.on_invocation_end(policy_key, _monotonic_ms())
+        prewarm_after_ms = self.policy.prewarm_after_ms(policy_key) if usable else None
+        if usable and prewarm_after_ms is None:
+            self._keep_idle(sandbox, self.policy.keep_alive_ms(policy_key))
+            return
+        if usable and prewarm_after_ms is not None:
+            task = asyncio.create_task(self._prewarm(function, prewarm_after_ms))
+            task.add_done_callback(_log_failure)
+            previous = self._prewarms.pop(policy_key, None)
+            if previous is not None:
+                previous.cancel()
+            self._prewarms[policy_key] = task
+        if sandbox.state is not SandboxState.STOPPED:
             task = asyncio.create_task(sandbox.stop())
             task.add_done_callback(_log_failure)
+
+    def _keep_idle(self, sandbox: Sandbox, keep_alive_ms: int) -> None:
+        self._expires_monotonic[sandbox] = time.monotonic() + keep_alive_ms / 1000
+        self._idle[sandbox.spec.function.sandbox_key].append(sandbox)
+
+    async def _prewarm(self, function: FunctionConfig, after_ms: int) -> None:
+        """Start a sandbox shortly before the policy expects the next invocation."""
+        await asyncio.sleep(after_ms / 1000)
+        current = self._current_revision.get((function.name, function.version))
+        if current != function.revision_id:
+            return
+        try:
+            sandbox = await self._start_sandbox(function)
+        except SandboxInitError as error:
+            log.warning("pre-warming %s failed: %s", function.name, error.error_type)
+            return
+        self._keep_idle(sandbox, self.policy.keep_alive_ms((function.name, function.version)))
 
     @staticmethod
     def _init_failure(error: SandboxInitError) -> InvocationResult:
@@ -306,7 +349,7 @@ class Router:
         return InvokeOutcome(result=result, log_lines=lines, billed_duration_ms=billed)
 
     async def _reap_forever(self) -> None:
-        interval_s = min(max(self._settings.keep_alive_ms / 4000, 0.05), 30.0)
+        interval_s = min(max(self._settings.keep_alive_ms / 4000, 0.05), 5.0)
         while True:
             await asyncio.sleep(interval_s)
             try:
@@ -315,18 +358,24 @@ class Router:
                 log.exception("sandbox reaper failed; going on")
 
     async def reap_idle(self) -> int:
-        """Stop sandboxes idle for longer than the keep-alive; return how many stopped."""
-        deadline = time.monotonic() - self._settings.keep_alive_ms / 1000
+        """Stop sandboxes idle past their keep-alive; return how many stopped."""
+        now = time.monotonic()
         expired: list[Sandbox] = []
         for key, idle in list(self._idle.items()):
-            keep = [s for s in idle if s.last_used_monotonic >= deadline]
-            expired += [s for s in idle if s.last_used_monotonic < deadline]
+            keep = [s for s in idle if self._expires_monotonic.get(s, now) > now]
+            expired += [s for s in idle if self._expires_monotonic.get(s, now) <= now]
             if keep:
                 self._idle[key] = keep
             else:
                 del self._idle[key]
+        for sandbox in expired:
+            self._expires_monotonic.pop(sandbox, None)
         await asyncio.gather(*(s.stop() for s in expired), return_exceptions=True)
         return len(expired)
+
+
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
 
 
 def _error_type(payload: bytes) -> str:

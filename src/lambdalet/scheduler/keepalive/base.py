@@ -33,7 +33,9 @@ class KeepAlivePolicy(ABC):
 
     The caller reports every arrival with :meth:`on_invocation` and every completion (also a
     failed one) with :meth:`on_invocation_end`, in time order per function, then asks
-    :meth:`prewarm_after_ms` and :meth:`keep_alive_ms` when an invocation ends.
+    :meth:`prewarm_after_ms` and :meth:`keep_alive_ms` right after each
+    :meth:`on_invocation_end`: the answers are for the sandbox that invocation freed, and may
+    depend on whether other invocations of the function are still running.
     """
 
     name: ClassVar[str]
@@ -61,9 +63,10 @@ class KeepAlivePolicy(ABC):
     ) -> float:
         """How much an idle sandbox is worth keeping when memory runs short; the lowest goes first.
 
-        The default is the keep-alive time it has left (negative once overdue): evicting the
-        sandbox that would expire soonest anyway loses the least. With one keep-alive for every
-        function this is least-recently-used order.
+        The default is the keep-alive time it has left by the policy's current
+        :meth:`keep_alive_ms` (negative once overdue): evicting the sandbox that would expire
+        soonest anyway loses the least. With one keep-alive for every function this is
+        least-recently-used order.
         """
         return float(self.keep_alive_ms(function_key) - (now_ms - idle_since_ms))
 

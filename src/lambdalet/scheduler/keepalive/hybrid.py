@@ -2,7 +2,9 @@
 
 Per function it keeps a histogram of idle times (IT): the time from the end of the function's
 last execution to its next arrival. An arrival while another invocation of the function is still
-running ends no idle period and is not recorded. This is our reading of §4.2 of the paper:
+running ends no idle period and is not recorded. This is our reading of §4.2 of the paper; the
+PDF was not at hand when this was written, and the numbers below are the ones the dslab and
+OpenDC reimplementations of the policy use too:
 
 - **Range-limited histogram.** 1-minute bins over 4 hours (240 bins); an IT of 4 hours or more
   is out of bounds (OOB) and only counted.
@@ -30,9 +32,17 @@ running ends no idle period and is not recorded. This is our reading of §4.2 of
   **do not fit ARIMA**: ``p`` is the median of the last ``forecast_window`` (5) ITs, a simple,
   robust stand-in.
 
-The histogram never forgets (no ageing window), as in the paper's description; a function whose
-pattern changes keeps its old percentiles until new ITs outweigh them. Call :meth:`forget` when a
-function is deleted.
+**Concurrency (ours).** The paper models one container per application, so its windows say
+when the function's *last* loaded sandbox is next needed. They say nothing about when load will
+again need a second or tenth sandbox: applied to those, a busy function whose ITs are all under
+a minute would stop its scale-out sandboxes after 66 s and cold-start them again at the next
+burst. So a sandbox freed while other invocations of the function are still running keeps
+``fallback_keep_alive_ms`` without pre-warm (``fallback_for_scale_out``, default on; off applies
+the function's windows to every sandbox, the literal per-function reading).
+``bench/keepalive_sim.py`` reports both.
+
+The histogram never forgets (no ageing window): a function whose pattern changes keeps its old
+percentiles until new ITs outweigh them. Call :meth:`forget` when a function is deleted.
 """
 
 from __future__ import annotations
@@ -51,7 +61,7 @@ from lambdalet.scheduler.keepalive.base import (
     KeepAlivePolicy,
 )
 
-Basis = Literal["fallback", "histogram", "forecast"]
+Basis = Literal["fallback", "histogram", "forecast", "scale-out"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ class HistogramParams:
     """Ours: how many recent ITs the median stand-in for ARIMA looks at."""
     fallback_keep_alive_ms: int = DEFAULT_KEEP_ALIVE_MS
     """Ours: the platform's fixed keep-alive; the paper's reading is ``range_ms``."""
+    fallback_for_scale_out: bool = True
+    """Ours: a sandbox freed while others of its function run keeps the fallback keep-alive."""
 
     def __post_init__(self) -> None:
         if self.bin_ms <= 0 or self.range_ms < self.bin_ms:
@@ -103,7 +115,10 @@ class HistogramParams:
             )
         values: dict[str, Any] = {}
         for name, value in options.items():
-            if isinstance(getattr(cls, name), int):
+            default = getattr(cls, name)
+            if isinstance(default, bool):
+                values[name] = bool(value)
+            elif isinstance(default, int):
                 if value != int(value):
                     raise ValueError(f"hybrid-histogram option {name} must be whole, not {value}")
                 values[name] = int(value)
@@ -187,11 +202,11 @@ class HybridHistogramPolicy(KeepAlivePolicy):
 
     def keep_alive_ms(self, function_key: FunctionKey) -> int:
         """The keep-alive window, counted from the end or from the pre-warm if there is one."""
-        return self.windows(function_key).keep_alive_ms
+        return self._windows_for_freed(function_key).keep_alive_ms
 
     def prewarm_after_ms(self, function_key: FunctionKey) -> int | None:
         """The pre-warm window: when to start a fresh sandbox after unloading, or None."""
-        return self.windows(function_key).prewarm_after_ms
+        return self._windows_for_freed(function_key).prewarm_after_ms
 
     def forget(self, function_key: FunctionKey) -> None:
         """Drop the function's histogram."""
@@ -199,12 +214,19 @@ class HybridHistogramPolicy(KeepAlivePolicy):
         self._cached.pop(function_key, None)
 
     def windows(self, function_key: FunctionKey) -> HybridWindows:
-        """Both windows for the function and which rule chose them."""
+        """The function's windows when it is idle (no scale-out rule) and which rule chose them."""
         cached = self._cached.get(function_key)
         if cached is None:
             cached = self._compute(self._histories.get(function_key))
             self._cached[function_key] = cached
         return cached
+
+    def _windows_for_freed(self, function_key: FunctionKey) -> HybridWindows:
+        """The windows for a sandbox just freed: scale-out ones may keep the fallback."""
+        history = self._histories.get(function_key)
+        if self.params.fallback_for_scale_out and history is not None and history.in_flight > 0:
+            return HybridWindows(None, self.params.fallback_keep_alive_ms, "scale-out")
+        return self.windows(function_key)
 
     def _record(self, function_key: FunctionKey, history: _History, idle_ms: int) -> None:
         self._cached.pop(function_key, None)
@@ -245,8 +267,8 @@ class HybridHistogramPolicy(KeepAlivePolicy):
 
 def _windows(prewarm_ms: float, loaded_until_ms: float, basis: Basis) -> HybridWindows:
     """Windows keeping a sandbox loaded from ``prewarm_ms`` to ``loaded_until_ms`` after an end."""
-    prewarm = int(prewarm_ms)
-    until = math.ceil(loaded_until_ms)
+    prewarm = round(prewarm_ms)  # to the ms: 1.1 x 60_000 is 66_000.000000000001
+    until = round(loaded_until_ms)
     if prewarm <= 0:
         return HybridWindows(None, until, basis)
     return HybridWindows(prewarm, until - prewarm, basis)

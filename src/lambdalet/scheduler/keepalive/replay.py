@@ -33,6 +33,9 @@ class ReplayOutcome:
 
     invocations: int = 0
     cold_starts: int = 0
+    scale_up_cold_starts: int = 0
+    """Cold starts while another invocation of the function was running: a model with one
+    sandbox per function (the paper's) would not count them."""
     prewarm_starts: int = 0
     idle_mb_ms: float = 0.0
     peak_loaded_sandboxes: int = 0
@@ -100,6 +103,8 @@ class _Replay:
         self.outcome.invocations += 1
         if self._take_idle(at_ms) is None:
             self.outcome.cold_starts += 1
+            if self.busy_until:
+                self.outcome.scale_up_cold_starts += 1
         self.plan = None  # the arrival a pending pre-warm was for has come
         self.policy.on_invocation(self.key, at_ms)
         heapq.heappush(self.busy_until, at_ms + self.duration_ms)
