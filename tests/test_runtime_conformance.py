@@ -138,3 +138,21 @@ def test_bootstrap_that_exits_during_init(deploy: Deploy, lambda_client: Any) ->
     assert error["errorType"] == "Runtime.ExitError"
     assert error["errorMessage"].endswith("Runtime exited with error: exit status 7")
     assert "broken" in base64.b64decode(response["LogResult"]).decode()
+
+
+def test_lambdalet_python_runtime_over_http(deploy: Deploy, lambda_client: Any) -> None:
+    """Started as a custom runtime, our Python runtime speaks the HTTP Runtime API."""
+    from lambdalet.runtime.launch import PYTHON_BOOTSTRAP
+
+    bootstrap = f"#!/bin/sh\nexec {sys.executable} {PYTHON_BOOTSTRAP}\n"
+    name = deploy(
+        files={"bootstrap": bootstrap, "app.py": HANDLERS},
+        modes={"bootstrap": EXECUTABLE},
+        runtime="provided.al2023",
+        handler="app.handler",
+    )["FunctionName"]
+    for calls in (1, 2):
+        response = lambda_client.invoke(FunctionName=name, Payload=json.dumps({"n": calls}))
+        result = json.loads(response["Payload"].read())
+        assert result["calls"] == calls
+        assert result["echo"] == {"n": calls}

@@ -47,6 +47,9 @@ class Node:
         )
         self.code_lock = asyncio.Lock()
         self._random = random.Random()
+        # Function configurations by (name, version); this node is the only writer of its store.
+        self._cache: dict[tuple[str, str], FunctionConfig] = {}
+        self._generation: dict[str, int] = {}
         self._provisioning: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.dispatcher = AsyncDispatcher(self.store, self.run_async_event, settings.async_workers)
 
@@ -80,7 +83,7 @@ class Node:
         With ``route`` an alias picks among its versions by their weights, as Invoke does;
         without, it stands for its primary version. ResourceNotFoundException if unknown.
         """
-        latest = await self.store.get_function(name)
+        latest = await self._latest(name)
         if latest is None:
             raise ResourceNotFoundException(
                 f"Function not found: {self.settings.function_arn(name)}"
@@ -92,15 +95,40 @@ class Node:
             f"Function not found: {self.settings.function_arn(name, qualifier)}"
         )
         if qualifier.isdigit():
-            version = await self.store.get_version(name, int(qualifier))
+            version = self._cache.get((name, qualifier))
             if version is None:
-                raise missing
+                generation = self._generation.get(name, 0)
+                version = await self.store.get_version(name, int(qualifier))
+                if version is None:
+                    raise missing
+                if generation == self._generation.get(name, 0):
+                    self._cache[(name, qualifier)] = version  # versions never change
             return version
         alias = await self.store.get_alias(name, qualifier)
         if alias is None:
             raise missing
         target = self.pick_version(alias) if route else alias.function_version
         return await self.function(name, target)
+
+    async def _latest(self, name: str) -> FunctionConfig | None:
+        """$LATEST from the cache, or from the store (every invoke needs it: keep it cheap)."""
+        cached = self._cache.get((name, LATEST))
+        if cached is not None:
+            return cached
+        generation = self._generation.get(name, 0)
+        latest = await self.store.get_function(name)
+        # A change made while the store was read must not be overwritten by what was read.
+        if latest is not None and generation == self._generation.get(name, 0):
+            self._cache[(name, LATEST)] = latest
+        return latest
+
+    async def retire(self, name: str, version: str | None = None) -> None:
+        """Forget what is cached of a function (or one version) that changed or was deleted,
+        and stop its idle sandboxes."""
+        self._generation[name] = self._generation.get(name, 0) + 1
+        for key in [k for k in self._cache if k[0] == name and version in (None, k[1])]:
+            del self._cache[key]
+        await self.router.retire(name, version)
 
     def pick_version(self, alias: Alias) -> str:
         """The version an invocation of ``alias`` runs, drawn by the routing weights."""
@@ -178,7 +206,7 @@ class Node:
         for key in [k for k in self._provisioning if k[0] == name]:
             self._provisioning.pop(key).cancel()
         await self.router.unprovision(name, None)
-        await self.router.retire(name)
+        await self.retire(name)
 
     async def invoke(
         self,

@@ -322,7 +322,7 @@ async def update_function_code(request: Request) -> Response:
     except BaseException:
         await collect_code(node, updated.code_sha256_hex)
         raise
-    await node.router.retire(config.name, LATEST)
+    await node.retire(config.name, LATEST)
     if old_sha != updated.code_sha256_hex:
         await collect_code(node, old_sha)
     return JSONResponse(shapes.function_configuration(updated, node.settings))
@@ -339,7 +339,7 @@ async def update_function_configuration(request: Request) -> Response:
         await _check_total_size(node, updated)
     updated = updated.evolve(revision_id=str(uuid.uuid4()), last_modified_ms=now_ms())
     await node.store.update_function(updated, expected)
-    await node.router.retire(config.name, LATEST)
+    await node.retire(config.name, LATEST)
     return JSONResponse(shapes.function_configuration(updated, node.settings))
 
 
@@ -357,7 +357,7 @@ async def delete_function(request: Request) -> Response:
             )
         removed = await node.store.delete_version(config.name, int(config.version))
         gone = [removed] if removed else []
-        await node.router.retire(config.name, config.version)
+        await node.retire(config.name, config.version)
     else:
         gone = await node.store.list_versions(config.name)
         latest = await node.store.delete_function(config.name)

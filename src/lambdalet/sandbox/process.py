@@ -21,6 +21,7 @@ from typing import Any
 from lambdalet.errors import SandboxError
 from lambdalet.models import Invocation, InvocationResult
 from lambdalet.runtime import launch
+from lambdalet.runtime.channel import FD_ENV, FramedChannel
 from lambdalet.runtime.server import RuntimeApiServer
 from lambdalet.sandbox.base import SandboxInitError, SandboxSpec, SandboxState, SandboxStats
 from lambdalet.sandbox.output import OutputCollector
@@ -56,6 +57,8 @@ class ProcessSandbox:
         self.sandbox_id = uuid.uuid4().hex[:12]
         self._scratch = spec.scratch_root / self.sandbox_id
         self._server: RuntimeApiServer | None = None
+        self._channel: FramedChannel | None = None
+        self._api: RuntimeApiServer | FramedChannel | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._exit: asyncio.Task[int] | None = None
         self._output: OutputCollector | None = None
@@ -78,6 +81,13 @@ class ProcessSandbox:
             region=self.spec.region,
             log_stream_name=log_stream_name(function.version),
         )
+        self._api = self._server
+        inherited: tuple[int, ...] = ()
+        if launch.family(function.runtime) == "python":
+            # lambdalet's own runtime takes the cheaper private channel.
+            self._channel = self._api = FramedChannel()
+            inherited = (await self._channel.start(),)
+            env[FD_ENV] = str(inherited[0])
         try:
             argv = await asyncio.to_thread(
                 launch.command,
@@ -100,6 +110,7 @@ class ProcessSandbox:
                 env=env,
                 cwd=self.spec.code_dir,
                 start_new_session=True,
+                pass_fds=inherited,
             )
         except OSError as error:
             os.close(read_fd)
@@ -110,22 +121,24 @@ class ProcessSandbox:
             raise SandboxInitError(payload, "Runtime.InvalidEntrypoint", [], 0.0) from None
         finally:
             os.close(write_fd)
+            if self._channel is not None:
+                self._channel.runtime_started()
         self._output = OutputCollector(read_fd)
         self._exit = asyncio.create_task(self._process.wait())
         self._exit.add_done_callback(self._on_exit)
         waiting: set[asyncio.Future[Any]] = {
-            self._server.first_poll,
-            self._server.init_error,
+            self._api.first_poll,
+            self._api.init_error,
             self._exit,
         }
         await asyncio.wait(waiting, timeout=INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         init_ms = (time.perf_counter() - started) * 1000
-        if self._server.first_poll.done() and not self._server.init_error.done():
+        if self._api.first_poll.done() and not self._api.init_error.done():
             self.state = SandboxState.READY
             self._stats.init_duration_ms = init_ms
             return
-        if self._server.init_error.done():
-            reply = self._server.init_error.result()
+        if self._api.init_error.done():
+            reply = self._api.init_error.result()
             error_type = reply.error_type or "Runtime.Unknown"
             payload = reply.payload
         elif self._exit.done():
@@ -144,13 +157,13 @@ class ProcessSandbox:
         raise SandboxInitError(payload, error_type, lines, init_ms)
 
     async def invoke(self, invocation: Invocation, timeout_ms: int) -> InvocationResult:
-        assert self._server is not None and self._exit is not None and self._output is not None
+        assert self._api is not None and self._exit is not None and self._output is not None
         assert self.state is SandboxState.READY, f"sandbox is {self.state.value}"
         self.state = SandboxState.INVOKING
         self._output.drain()
         lines = self._output.take()
         started = time.perf_counter()
-        reply = self._server.submit(invocation)
+        reply = self._api.submit(invocation)
         waiting: set[asyncio.Future[Any]] = {reply, self._exit}
         await asyncio.wait(waiting, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
         duration_ms = (time.perf_counter() - started) * 1000
@@ -177,7 +190,7 @@ class ProcessSandbox:
             detail = f"Task timed out after {timeout_ms / 1000:.2f} seconds"
             # The loop's timer may fire a hair early; the function did use its whole timeout.
             duration_ms = max(duration_ms, float(timeout_ms))
-        self._server.forget()
+        self._api.forget()
         await self.stop()
         lines += self._output.take()
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -211,6 +224,8 @@ class ProcessSandbox:
         if self._output is not None:
             self._output.drain()
             self._output.close()
+        if self._channel is not None:
+            await self._channel.close()
         if self._server is not None:
             await self._server.close()
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)

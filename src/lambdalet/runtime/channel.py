@@ -1,0 +1,146 @@
+"""A private, cheaper channel between the host and lambdalet's own Python runtime.
+
+Frames on a Unix socketpair instead of HTTP on loopback TCP: each frame is a 4-byte length, a
+4-byte header length, a JSON header and the payload. The host sends one frame per invocation
+(its header holds the ``Lambda-Runtime-*`` headers); the runtime sends ``ready`` once its init
+is done, ``init_error``, and one ``response`` or ``error`` per invocation, which also means it
+is ready for the next. Every Runtime API behaviour the host relies on is kept: the same replies,
+the 6 MB response limit (``Function.ResponseSizeTooLarge``), init errors. Custom runtimes and
+the official clients keep using the HTTP Runtime API (``runtime.server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import struct
+from typing import Any
+
+from lambdalet.models import Invocation
+from lambdalet.runtime.server import MAX_RESPONSE_BYTES, RuntimeReply
+
+log = logging.getLogger(__name__)
+
+FD_ENV = "_LAMBDALET_RUNTIME_FD"
+_PREFIX = struct.Struct(">II")
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+def encode_frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
+    """One frame: lengths, JSON header, payload."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return _PREFIX.pack(len(head) + len(payload), len(head)) + head + payload
+
+
+class FramedChannel:
+    """The host end of the channel to one runtime; the same surface as RuntimeApiServer."""
+
+    def __init__(self) -> None:
+        self._host_end, self.runtime_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._current: Invocation | None = None
+        self._reply: asyncio.Future[RuntimeReply] | None = None
+        loop = asyncio.get_running_loop()
+        self.first_poll: asyncio.Future[None] = loop.create_future()
+        self.init_error: asyncio.Future[RuntimeReply] = loop.create_future()
+
+    async def start(self) -> int:
+        """Begin reading; return the file descriptor the runtime must inherit."""
+        reader, self._writer = await asyncio.open_unix_connection(sock=self._host_end)
+        self._reader_task = asyncio.create_task(self._read_frames(reader))
+        return self.runtime_end.fileno()
+
+    def runtime_started(self) -> None:
+        """Close the host's copy of the runtime's end, now that the runtime has it."""
+        self.runtime_end.close()
+
+    async def close(self) -> None:
+        """Drop the channel."""
+        self.runtime_end.close()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+        if self._writer is not None:
+            self._writer.close()
+        self._fail_pending(ConnectionResetError("runtime channel closed"))
+
+    def submit(self, invocation: Invocation) -> asyncio.Future[RuntimeReply]:
+        """Hand an invocation to the runtime; the future resolves with its reply."""
+        assert self._writer is not None
+        self._reply = asyncio.get_running_loop().create_future()
+        self._current = invocation
+        header = {
+            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_unix_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
+            "Lambda-Runtime-Trace-Id": invocation.trace_id,
+        }
+        if invocation.client_context:
+            header["Lambda-Runtime-Client-Context"] = invocation.client_context
+        if invocation.cognito_identity:
+            header["Lambda-Runtime-Cognito-Identity"] = invocation.cognito_identity
+        self._writer.write(encode_frame(header, invocation.payload))
+        return self._reply
+
+    def forget(self) -> None:
+        """Drop the current invocation (it timed out or the runtime died)."""
+        self._current = None
+
+    def _fail_pending(self, error: BaseException) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_exception(error)
+            self._reply.exception()  # mark retrieved: the caller may have gone
+
+    def _resolve(self, request_id: str, reply: RuntimeReply) -> None:
+        current = self._current
+        if current is None or current.request_id != request_id or self._reply is None:
+            log.warning("runtime replied for unknown request id %s", request_id)
+            return
+        self._current = None
+        if not self._reply.done():
+            self._reply.set_result(reply)
+
+    async def _read_frames(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                total, head_length = _PREFIX.unpack(await reader.readexactly(_PREFIX.size))
+                if total > MAX_FRAME_BYTES or head_length > total:
+                    log.warning("runtime sent a frame of %d bytes; closing its channel", total)
+                    return
+                header = json.loads(await reader.readexactly(head_length))
+                payload = await reader.readexactly(total - head_length)
+                self._dispatch(header, payload)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            return  # the runtime exited; the sandbox sees its exit
+
+    def _dispatch(self, header: dict[str, Any], payload: bytes) -> None:
+        op = header.get("op")
+        if op == "ready":
+            if not self.first_poll.done():
+                self.first_poll.set_result(None)
+        elif op == "init_error":
+            if not self.init_error.done():
+                self.init_error.set_result(RuntimeReply(payload, header.get("type")))
+        elif op == "response":
+            if len(payload) > MAX_RESPONSE_BYTES:
+                message = (
+                    "Response payload size exceeded maximum allowed payload size"
+                    f" ({MAX_RESPONSE_BYTES} bytes)."
+                )
+                body = json.dumps(
+                    {"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge"}
+                )
+                reply = RuntimeReply(body.encode(), "Function.ResponseSizeTooLarge")
+            else:
+                reply = RuntimeReply(payload, None)
+            self._resolve(str(header.get("id")), reply)
+        elif op == "error":
+            error_type = header.get("type") or "Unhandled"
+            self._resolve(str(header.get("id")), RuntimeReply(payload or b"{}", error_type))
+        else:
+            log.warning("runtime sent an unknown frame %r", op)
