@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import random
+import secrets
 import uuid
 from typing import Any
 
@@ -270,7 +271,8 @@ def _log_provisioning_failure(task: asyncio.Task[None]) -> None:
 def _trace_id() -> str:
     """An X-Ray-style trace header value."""
     epoch = f"{now_ms() // 1000:08x}"
-    return f"Root=1-{epoch}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+    root, parent = secrets.randbits(96), secrets.randbits(64)
+    return f"Root=1-{epoch}-{root:024x};Parent={parent:016x};Sampled=0"
 
 
 def decode_client_context(value: str) -> str:

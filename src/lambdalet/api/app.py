@@ -129,6 +129,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
                 await node.stop()
 
     routes = [
+        # Invoke first: it is by far the most frequent request, and routes are tried in order.
+        Route(FUNCTION + "/invocations", invoke, methods=["POST"]),
         Route(FUNCTIONS, functions.create_function, methods=["POST"]),
         Route(FUNCTIONS, functions.list_functions, methods=["GET"]),
         Route(FUNCTIONS + "/", functions.list_functions, methods=["GET"]),
@@ -139,7 +141,6 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
             FUNCTION + "/configuration", functions.update_function_configuration, methods=["PUT"]
         ),
         Route(FUNCTION + "/code", functions.update_function_code, methods=["PUT"]),
-        Route(FUNCTION + "/invocations", invoke, methods=["POST"]),
         Route(FUNCTION + "/versions", functions.publish_version, methods=["POST"]),
         Route(FUNCTION + "/versions", functions.list_versions_by_function, methods=["GET"]),
         Route(FUNCTION + "/aliases", aliases.create_alias, methods=["POST"]),

@@ -64,6 +64,7 @@ class ProcessSandbox:
         self._output: OutputCollector | None = None
         self._stats = SandboxStats()
         self._stopped = False
+        self._status_fd: int | None = None
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -224,6 +225,9 @@ class ProcessSandbox:
         if self._output is not None:
             self._output.drain()
             self._output.close()
+        if self._status_fd is not None:
+            os.close(self._status_fd)
+            self._status_fd = None
         if self._channel is not None:
             await self._channel.close()
         if self._server is not None:
@@ -234,18 +238,20 @@ class ProcessSandbox:
         return self._stats
 
     def _peak_memory_mb(self) -> int:
-        """The runtime process's peak resident memory (VmHWM), in MB, rounded up."""
+        """The runtime process's peak resident memory (VmHWM), in MB, rounded up.
+
+        The status file stays open and is re-read from offset 0: one syscall per invocation.
+        """
         if self._process is None:
             return 0
         try:
-            with open(f"/proc/{self._process.pid}/status", encoding="ascii") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        peak_kb = int(line.split()[1])
-                        self._stats.max_memory_used_mb = max(
-                            self._stats.max_memory_used_mb, -(-peak_kb // 1024)
-                        )
-                        break
+            if self._status_fd is None:
+                self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY)
+            status = os.pread(self._status_fd, 8192, 0)
+            start = status.index(b"VmHWM:") + 6
+            peak_kb = int(status[start : status.index(b"kB", start)])
+            peak_mb = -(-peak_kb // 1024)
+            self._stats.max_memory_used_mb = max(self._stats.max_memory_used_mb, peak_mb)
         except (OSError, ValueError):
             pass  # the process is gone: keep the last reading
         return self._stats.max_memory_used_mb
