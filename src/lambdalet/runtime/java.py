@@ -32,13 +32,16 @@ BOOTSTRAP_JAR = "bootstrap.jar"
 CDS_ARCHIVE = "bootstrap.jsa"
 TRAIN_FLAG = "--train-cds"
 # Flags that shorten JVM start for short-lived functions, as AWS's own Java runtimes do.
-# -UsePerfData also spares each sandbox an mmap'ed hsperfdata file in its /tmp.
+# -UsePerfData also spares each sandbox an mmap'ed hsperfdata file in its /tmp. UTF-8 is the
+# default charset on AWS whatever the locale (and on every JDK from 18); JDK 17 would otherwise
+# fall back to ASCII where the locale named by LANG is not installed.
 JVM_FLAGS = [
     "-XX:+TieredCompilation",
     "-XX:TieredStopAtLevel=1",
     "-XX:+UseSerialGC",
     "-XX:-UsePerfData",
     "-Xshare:auto",
+    "-Dfile.encoding=UTF-8",
 ]
 # An archive the JVM refuses (another JDK build, say) must not print warnings into the
 # function's log: the JVM then just starts without it.
@@ -152,12 +155,19 @@ def record_class_archive(java_executable: str, target: Path) -> Path | None:
     return archive
 
 
-def command(java_executable: str, code_dir: Path, cache_dir: Path) -> list[str]:
-    """The JVM command line for a function whose code (classes and ``lib/*.jar``) is code_dir."""
+def command(
+    java_executable: str, code_dir: Path, cache_dir: Path, *, opt_dir: Path | None = None
+) -> list[str]:
+    """The JVM command line for a function whose code (classes and ``lib/*.jar``) is code_dir.
+
+    With ``opt_dir`` (the merged layers, ``/opt``), its ``java/lib/*.jar`` come last on the
+    classpath, as on AWS.
+    """
     compiled = compiled_classes(java_executable, cache_dir)
-    classpath = os.pathsep.join(
-        [str(compiled / BOOTSTRAP_JAR), str(code_dir), str(code_dir / "lib" / "*")]
-    )
+    entries = [compiled / BOOTSTRAP_JAR, code_dir, code_dir / "lib" / "*"]
+    if opt_dir is not None:
+        entries.append(opt_dir / "java" / "lib" / "*")
+    classpath = os.pathsep.join(map(str, entries))
     flags = list(JVM_FLAGS)
     archive = compiled / CDS_ARCHIVE
     if archive.exists():
