@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     )
     sandbox_backend: str = "process"
     async_workers: int = Field(default=64, description="async events run at once")
+    async_retry_delay_ms: int = Field(
+        default=60_000, description="wait before retrying a failed async event (doubles)"
+    )
     concurrency_limit: int = Field(default=1000, description="account concurrent executions")
     unreserved_concurrency_minimum: int = Field(
         default=100, description="what reservations must leave to other functions"

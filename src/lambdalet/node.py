@@ -13,10 +13,11 @@ import logging
 import random
 import secrets
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from lambdalet.config import Settings
-from lambdalet.errors import ResourceNotFoundException
+from lambdalet.errors import ResourceNotFoundException, TooManyRequestsException
 from lambdalet.metering.recorder import Recorder
 from lambdalet.models import LATEST, Alias, AsyncEvent, FunctionConfig, Invocation, now_ms
 from lambdalet.sandbox import make_backend
@@ -27,6 +28,7 @@ from lambdalet.store import BlobStore, Store, make_store
 log = logging.getLogger(__name__)
 
 RESERVED = "reserved_concurrency"
+EVENT_INVOKE_CONFIG = "event_invoke_config:"
 PROVISIONED = "provisioned:"
 
 
@@ -236,8 +238,17 @@ class Node:
         await self.store.enqueue_event(function_name, qualifier or LATEST, payload, request_id)
         self.dispatcher.notify()
 
-    async def run_async_event(self, event: AsyncEvent) -> None:
-        """Run one queued event (the dispatcher calls this)."""
+    async def event_invoke_config(self, name: str, qualifier: str) -> dict[str, Any] | None:
+        """The asynchronous invocation settings of a function's qualifier, if any were put."""
+        value: dict[str, Any] | None = (await self.store.list_settings(name)).get(
+            (name, EVENT_INVOKE_CONFIG + qualifier)
+        )
+        return value
+
+    async def run_async_event(self, event: AsyncEvent) -> int | None:
+        """Run one queued event (the dispatcher calls this); return when to retry it, if it
+        should be, as AWS does: up to MaximumRetryAttempts after function errors, with the
+        delay doubling, throttles until the event is too old; then the destinations."""
         try:
             config = await self.function(event.function_name, event.qualifier, route=True)
         except ResourceNotFoundException:
@@ -247,20 +258,106 @@ class Node:
                 event.function_name,
                 event.qualifier,
             )
-            return
-        outcome = await self.invoke(
-            config,
-            event.payload,
-            request_id=event.request_id,
-            invoked_qualifier=None if event.qualifier == LATEST else event.qualifier,
-        )
-        if outcome.result.function_error:
-            log.info(
-                "async event %s of %s failed: %s",
-                event.request_id,
-                event.function_name,
-                outcome.result.payload[:500],
+            return None
+        settings = await self.event_invoke_config(event.function_name, event.qualifier) or {}
+        max_retries = int(settings.get("MaximumRetryAttempts", 2))
+        max_age_ms = int(settings.get("MaximumEventAgeInSeconds", 21_600)) * 1000
+        age_ms = now_ms() - event.accepted_unix_ms
+        if age_ms > max_age_ms:
+            await self._send_to_destination(event, config, settings, "EventAgeExceeded", None)
+            return None
+        try:
+            outcome = await self.invoke(
+                config,
+                event.payload,
+                request_id=event.request_id,
+                invoked_qualifier=None if event.qualifier == LATEST else event.qualifier,
             )
+        except TooManyRequestsException:
+            return now_ms() + self.settings.async_retry_delay_ms  # throttled: wait, retry
+        if not outcome.result.function_error:
+            await self._send_to_destination(event, config, settings, "Success", outcome)
+            return None
+        delay_ms = self.settings.async_retry_delay_ms << max(event.attempts - 1, 0)
+        if event.attempts <= max_retries and age_ms + delay_ms <= max_age_ms:
+            log.info(
+                "async event %s failed; retry %d in %d ms",
+                event.request_id,
+                event.attempts,
+                delay_ms,
+            )
+            return now_ms() + delay_ms
+        condition = "RetriesExhausted" if event.attempts > max_retries else "EventAgeExceeded"
+        await self._send_to_destination(event, config, settings, condition, outcome)
+        return None
+
+    async def _send_to_destination(
+        self,
+        event: AsyncEvent,
+        config: FunctionConfig,
+        settings: dict[str, Any],
+        condition: str,
+        outcome: InvokeOutcome | None,
+    ) -> None:
+        """Deliver AWS's invocation record to OnSuccess or OnFailure, if one is set."""
+        which = "OnSuccess" if condition == "Success" else "OnFailure"
+        destination = settings.get("DestinationConfig", {}).get(which, {}).get("Destination")
+        if not destination:
+            if condition != "Success":
+                log.warning(
+                    "async event %s of %s dropped: %s",
+                    event.request_id,
+                    event.function_name,
+                    condition,
+                )
+            return
+        record = invocation_record(self.settings, event, config, condition, outcome)
+        target, qualifier = destination_function(destination)
+        await self.enqueue(target, qualifier, json.dumps(record).encode(), new_request_id())
+
+
+def invocation_record(
+    settings: Settings,
+    event: AsyncEvent,
+    config: FunctionConfig,
+    condition: str,
+    outcome: InvokeOutcome | None,
+) -> dict[str, Any]:
+    """The record AWS sends to an asynchronous invocation's destination."""
+    try:
+        request_payload: Any = json.loads(event.payload) if event.payload else {}
+    except ValueError:
+        request_payload = event.payload.decode("utf-8", "replace")
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": stamp,
+        "requestContext": {
+            "requestId": event.request_id,
+            "functionArn": settings.function_arn(event.function_name, event.qualifier),
+            "condition": condition,
+            "approximateInvokeCount": event.attempts,
+        },
+        "requestPayload": request_payload,
+    }
+    if outcome is not None:
+        response: dict[str, Any] = {"statusCode": 200, "executedVersion": config.version}
+        if outcome.result.function_error:
+            response["functionError"] = outcome.result.function_error
+        record["responseContext"] = response
+        try:
+            record["responsePayload"] = json.loads(outcome.result.payload)
+        except ValueError:
+            record["responsePayload"] = outcome.result.payload.decode("utf-8", "replace")
+    return record
+
+
+def destination_function(arn: str) -> tuple[str, str | None]:
+    """(name, qualifier) of a function destination ARN."""
+    parts = arn.split(":")
+    if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
+        raise ValueError(f"not a function ARN: {arn}")
+    return parts[6], parts[7] if len(parts) > 7 else None
 
 
 def _log_provisioning_failure(task: asyncio.Task[None]) -> None:

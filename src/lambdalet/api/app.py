@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lambdalet.api import aliases, concurrency, functions, layers
+from lambdalet.api import aliases, concurrency, event_invoke, functions, layers
 from lambdalet.api.invoke import invoke
 from lambdalet.api.requests import node_of, parse_function_name
 from lambdalet.errors import (
@@ -36,6 +36,7 @@ FUNCTION = FUNCTIONS + "/{function_name:str}"
 ALIAS = FUNCTION + "/aliases/{alias_name:str}"
 RESERVED = "/2017-10-31/functions/{function_name:str}/concurrency"
 PROVISIONED = "/2019-09-30/functions/{function_name:str}/provisioned-concurrency"
+EVENT_INVOKE = "/2019-09-25/functions/{function_name:str}/event-invoke-config"
 LAYERS = "/2018-10-31/layers"
 LAYER_VERSIONS = LAYERS + "/{layer_name:str}/versions"
 LAYER_VERSION = LAYER_VERSIONS + "/{version:str}"
@@ -155,6 +156,11 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
         Route(PROVISIONED, concurrency.put_provisioned_concurrency, methods=["PUT"]),
         Route(PROVISIONED, concurrency.get_provisioned_concurrency, methods=["GET"]),
         Route(PROVISIONED, concurrency.delete_provisioned_concurrency, methods=["DELETE"]),
+        Route(EVENT_INVOKE, event_invoke.put_event_invoke_config, methods=["PUT"]),
+        Route(EVENT_INVOKE, event_invoke.update_event_invoke_config, methods=["POST"]),
+        Route(EVENT_INVOKE, event_invoke.get_event_invoke_config, methods=["GET"]),
+        Route(EVENT_INVOKE, event_invoke.delete_event_invoke_config, methods=["DELETE"]),
+        Route(EVENT_INVOKE + "/list", event_invoke.list_event_invoke_configs, methods=["GET"]),
         Route(ALIAS, aliases.get_alias, methods=["GET"]),
         Route(ALIAS, aliases.update_alias, methods=["PUT"]),
         Route(ALIAS, aliases.delete_alias, methods=["DELETE"]),

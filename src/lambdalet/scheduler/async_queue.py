@@ -2,7 +2,8 @@
 
 Each event is committed before the caller gets its 202; the dispatcher claims pending events,
 runs them through the same path as synchronous invocations, and deletes each only after it
-ran. Events left running by a node that stopped are made pending again at start, so every
+ran or, when ``run_event`` asks for a retry, makes it pending again with the time it is due.
+Events left running by a node that stopped are made pending again at start, so every
 accepted event runs at least once.
 """
 
@@ -13,12 +14,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from lambdalet.models import AsyncEvent
+from lambdalet.models import AsyncEvent, now_ms
 from lambdalet.store.base import Store
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_S = 1.0
+POLL_INTERVAL_S = 0.25
 
 
 class AsyncDispatcher:
@@ -27,7 +28,7 @@ class AsyncDispatcher:
     def __init__(
         self,
         store: Store,
-        run_event: Callable[[AsyncEvent], Awaitable[None]],
+        run_event: Callable[[AsyncEvent], Awaitable[int | None]],
         concurrency: int,
     ) -> None:
         self._store = store
@@ -87,13 +88,24 @@ class AsyncDispatcher:
         return len(events)
 
     async def _run_one(self, event: AsyncEvent) -> None:
+        retry_at_ms: int | None
         try:
-            await self._run_event(event)
+            retry_at_ms = await self._run_event(event)
         except Exception:
-            log.exception("async event %s (request %s) failed", event.event_id, event.request_id)
+            log.exception(
+                "async event %s (request %s) failed; retrying in 1 s",
+                event.event_id,
+                event.request_id,
+            )
+            retry_at_ms = now_ms() + 1000
         finally:
             self._slots.release()
         try:
-            await self._store.finish_event(event.event_id)
+            if retry_at_ms is None:
+                await self._store.finish_event(event.event_id)
+            else:
+                await self._store.retry_event(event.event_id, retry_at_ms)
         except Exception:
-            log.exception("could not mark async event %s done; it may run again", event.event_id)
+            log.exception(
+                "could not record the outcome of async event %s; it may run again", event.event_id
+            )

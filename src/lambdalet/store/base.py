@@ -118,10 +118,14 @@ class Store(Protocol):
         """Durably accept an async event; return its id once it is committed."""
 
     async def claim_events(self, limit: int) -> list[AsyncEvent]:
-        """Mark up to ``limit`` pending events as running and return them, oldest first."""
+        """Mark up to ``limit`` pending events that are due as running; return them, oldest
+        first."""
 
     async def finish_event(self, event_id: int) -> None:
         """Forget an event that has run."""
+
+    async def retry_event(self, event_id: int, not_before_ms: int) -> None:
+        """Make a running event pending again, due at ``not_before_ms`` (Unix ms)."""
 
     async def release_running_events(self) -> int:
         """Make events left running by a stopped node pending again; return how many."""

@@ -39,6 +39,7 @@ class MemoryStore:
         self._last_version: dict[str, int] = {}
         self._aliases: dict[str, dict[str, Alias]] = {}
         self._settings: dict[tuple[str, str], Any] = {}
+        self._not_before_ms: dict[int, int] = {}
         self._latest_layer_version: dict[str, int] = {}
 
     async def open(self) -> None:
@@ -229,7 +230,8 @@ class MemoryStore:
         claimed: list[AsyncEvent] = []
         for event_id in sorted(self._events):
             event, state = self._events[event_id]
-            if state == "pending" and len(claimed) < limit:
+            due = self._not_before_ms.get(event_id, 0) <= now_ms()
+            if state == "pending" and due and len(claimed) < limit:
                 event = replace(event, attempts=event.attempts + 1)
                 self._events[event_id] = (event, "running")
                 claimed.append(event)
@@ -237,6 +239,12 @@ class MemoryStore:
 
     async def finish_event(self, event_id: int) -> None:
         self._events.pop(event_id, None)
+        self._not_before_ms.pop(event_id, None)
+
+    async def retry_event(self, event_id: int, not_before_ms: int) -> None:
+        if event_id in self._events:
+            self._events[event_id] = (self._events[event_id][0], "pending")
+            self._not_before_ms[event_id] = not_before_ms
 
     async def release_running_events(self) -> int:
         running = [i for i, (_, state) in self._events.items() if state == "running"]

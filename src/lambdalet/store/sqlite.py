@@ -546,8 +546,8 @@ class SqliteStore:
                 rows = db.execute(
                     "SELECT id, function_name, qualifier, payload, request_id,"
                     " accepted_unix_ms, attempts FROM async_events"
-                    " WHERE state = 'pending' ORDER BY id LIMIT ?",
-                    (limit,),
+                    " WHERE state = 'pending' AND not_before_ms <= ? ORDER BY id LIMIT ?",
+                    (now_ms(), limit),
                 ).fetchall()
                 db.executemany(
                     "UPDATE async_events SET state = 'running', attempts = attempts + 1"
@@ -567,6 +567,14 @@ class SqliteStore:
 
     async def finish_event(self, event_id: int) -> None:
         await self._run(lambda db: db.execute("DELETE FROM async_events WHERE id = ?", (event_id,)))
+
+    async def retry_event(self, event_id: int, not_before_ms: int) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE async_events SET state = 'pending', not_before_ms = ? WHERE id = ?",
+                (not_before_ms, event_id),
+            )
+        )
 
     async def release_running_events(self) -> int:
         def release(db: sqlite3.Connection) -> int:

@@ -1,0 +1,1 @@
+ALTER TABLE async_events ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
