@@ -684,7 +684,7 @@ def aws_lambda_ric(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | 
     scratch = tmp_path_factory.mktemp("aws-lambda-ric")
     (scratch / "package.json").write_text('{"name": "ric-probe", "private": true}')
     installed = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "aws-lambda-ric@4.0.2"],
+        [npm, "install", "--no-audit", "--no-fund", "aws-lambda-ric@3.3.0"],
         cwd=scratch,
         capture_output=True,
         text=True,
