@@ -417,3 +417,15 @@ def test_a_sandbox_that_died_while_idle_is_not_reused(deploy: Deploy, lambda_cli
     second_pid, response = invoke(lambda_client, name)
     assert "FunctionError" not in response
     assert second_pid != first_pid
+
+
+def test_output_without_a_final_newline_is_in_the_log(deploy: Deploy, lambda_client: Any) -> None:
+    source = """
+import sys
+def handler(event, context):
+    sys.stdout.write("no newline at the end")
+    return 1
+"""
+    name = deploy(source)["FunctionName"]
+    _, response = invoke(lambda_client, name, LogType="Tail")
+    assert "no newline at the end" in tail(response)

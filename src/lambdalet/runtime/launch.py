@@ -79,7 +79,11 @@ def entry_files(function: FunctionConfig) -> tuple[str, ...] | None:
 
 
 def command(
-    function: FunctionConfig, runtimes: dict[str, str], code_dir: Path, cache_dir: Path
+    function: FunctionConfig,
+    runtimes: dict[str, str],
+    code_dir: Path,
+    cache_dir: Path,
+    opt_dir: Path,
 ) -> list[str]:
     """The command line that starts the function's runtime.
 
@@ -93,7 +97,9 @@ def command(
     if kind == "java":
         from lambdalet.runtime import java
 
-        return java.command(runtimes[function.runtime], code_dir, cache_dir)
+        argv = java.command(runtimes[function.runtime], code_dir, cache_dir, opt_dir=opt_dir)
+        # Size the heap from the function's memory, not the host's, as AWS's launcher does.
+        return [argv[0], f"-XX:MaxRAM={function.memory_mb}m", *argv[1:]]
     return [runtimes[function.runtime], "-X", "utf8", str(PYTHON_BOOTSTRAP)]
 
 

@@ -52,8 +52,12 @@ class OutputCollector:
         """Read everything already written to the pipe."""
         self._read_available()
 
-    def take(self) -> list[str]:
-        """The complete lines collected so far; the collector starts afresh."""
+    def take(self, *, with_partial: bool = False) -> list[str]:
+        """The lines collected so far (with an unterminated last one if ``with_partial``, as at
+        the end of an invocation); the collector starts afresh."""
+        if with_partial and self._partial:
+            self._lines.append(self._partial.decode("utf-8", "replace"))
+            self._partial = b""
         lines, self._lines = self._lines, []
         if self._truncated:
             lines.append(f"[lambdalet] output over {MAX_BUFFERED_BYTES} bytes was dropped")

@@ -96,6 +96,7 @@ class ProcessSandbox:
                 self.spec.runtimes,
                 self.spec.code_dir,
                 self.spec.cache_dir,
+                self.spec.opt_dir,
             )
         except SandboxError as error:
             await self.stop()
@@ -177,7 +178,7 @@ class ProcessSandbox:
             return InvocationResult(
                 payload=result.payload,
                 function_error="Unhandled" if result.error_type else None,
-                log_lines=lines + self._output.take(),
+                log_lines=lines + self._output.take(with_partial=True),
                 duration_ms=duration_ms,
                 max_memory_used_mb=self._peak_memory_mb(),
             )
