@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from lambdalet.runtime import java
-from lambdalet.testing import Deploy
+from lambdalet.testing import Deploy, make_zip
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(tool) is None for tool in ("java", "javac", "jar")),
@@ -769,6 +769,26 @@ def test_handler_in_a_jar_in_lib(deploy: Deploy, lambda_client: Any, tmp_path: P
     result, response = invoke(lambda_client, name, "from a jar")
     assert "FunctionError" not in response, result
     assert result == "FROM A JAR!"
+
+
+def test_library_from_a_layer(deploy: Deploy, lambda_client: Any, tmp_path: Path) -> None:
+    util = javac(tmp_path / "util", {"example/lib/Shouter.java": SHOUTER})
+    app = javac(tmp_path / "app", {"example/JarHandler.java": JAR_HANDLER}, classpath=[util])
+    layer = lambda_client.publish_layer_version(
+        LayerName=f"java-util-{tmp_path.name[-8:]}",
+        Content={"ZipFile": make_zip({"java/lib/util.jar": jar(tmp_path / "util.jar", util)})},
+    )
+    try:
+        name = deploy_java(
+            deploy, tree(app), "example.JarHandler", Layers=[layer["LayerVersionArn"]]
+        )
+        result, response = invoke(lambda_client, name, "from a layer")
+        assert "FunctionError" not in response, result
+        assert result == "FROM A LAYER!"
+    finally:
+        lambda_client.delete_layer_version(
+            LayerName=layer["LayerVersionArn"].split(":")[-2], VersionNumber=layer["Version"]
+        )
 
 
 def test_handler_compiled_against_aws_lambda_java_core(
