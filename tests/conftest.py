@@ -32,7 +32,9 @@ def boto_client(url: str, service: str = "lambda", **config: Any) -> Any:
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120, **config),
+        config=Config(
+            retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=120, **config
+        ),
     )
 
 

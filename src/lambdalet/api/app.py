@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from lambdalet.api import aliases, concurrency, event_invoke, functions, layers
@@ -111,6 +111,13 @@ async def read_logs(request: Request) -> Response:
     )
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this node."""
+    router = node_of(request).router
+    text = router.metrics.render(dict(router.limiter.in_flight), router.idle_by_function())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
 async def health(request: Request) -> Response:
     """Liveness: 200 once the node has started."""
     return JSONResponse({"status": "ok"})
@@ -182,6 +189,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
         Route("/_lambdalet/code/{sha256_hex:str}.zip", download_code, methods=["GET"]),
         Route("/_lambdalet/functions/{function_name:str}/logs", read_logs, methods=["GET"]),
         Route("/_lambdalet/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

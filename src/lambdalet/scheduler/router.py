@@ -19,7 +19,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from lambdalet.config import Settings
+from lambdalet.errors import TooManyRequestsException
 from lambdalet.metering.billing import billed_duration_ms, end_line, report_line, start_line
+from lambdalet.metering.metrics import Metrics
 from lambdalet.metering.recorder import Recorder
 from lambdalet.models import (
     FunctionConfig,
@@ -76,6 +78,7 @@ class Router:
         self.policy = make_policy(settings.keep_alive_policy, keep_alive_ms=settings.keep_alive_ms)
         self._expires_monotonic: dict[Sandbox, float] = {}
         self._prewarms: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.metrics = Metrics()
         self.limiter = ConcurrencyLimiter(
             settings.concurrency_limit,
             settings.unreserved_concurrency_minimum,
@@ -85,6 +88,13 @@ class Router:
         self._reaper: asyncio.Task[None] | None = None
         self._scratch_root = settings.data_dir / "sandboxes"
         self._empty_opt_dir = settings.data_dir / "empty-opt"
+
+    def idle_by_function(self) -> dict[str, int]:
+        """Idle warm sandboxes per function name."""
+        counts: dict[str, int] = defaultdict(int)
+        for key, idle in self._idle.items():
+            counts[key[0]] += len(idle)
+        return dict(counts)
 
     def idle_count(self, name: str | None = None) -> int:
         """Idle warm sandboxes, of one function or of all."""
@@ -180,7 +190,11 @@ class Router:
         invocation: Invocation,
     ) -> InvokeOutcome:
         """Run one invocation and meter it; raise TooManyRequestsException when over a limit."""
-        ticket = self.limiter.acquire(function.name)
+        try:
+            ticket = self.limiter.acquire(function.name)
+        except TooManyRequestsException as error:
+            self.metrics.throttled(function.name, str(error.extra.get("Reason", "")))
+            raise
         try:
             return await self._invoke(function, invocation)
         finally:
@@ -345,6 +359,12 @@ class Router:
         at_ms = now_ms()
         self._recorder.add(
             record, [LogEvent(function.name, request_id, at_ms, line) for line in lines]
+        )
+        self.metrics.observe(
+            function.name,
+            result.duration_ms,
+            error=result.function_error is not None,
+            cold=result.init_duration_ms is not None,
         )
         return InvokeOutcome(result=result, log_lines=lines, billed_duration_ms=billed)
 
