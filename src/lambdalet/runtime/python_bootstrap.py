@@ -11,7 +11,6 @@ and reports errors with AWS's ``errorType`` names (``Runtime.ImportModuleError``
 from __future__ import annotations
 
 import decimal
-import http.client
 import importlib
 import json
 import os
@@ -155,6 +154,10 @@ class RuntimeApi:
     """A keep-alive HTTP client of the Runtime API."""
 
     def __init__(self, address: str) -> None:
+        # Imported here: http.client pulls in email and ssl, tens of ms of cold start that the
+        # framed channel does not need.
+        import http.client
+
         host, _, port = address.rpartition(":")
         self._connection = http.client.HTTPConnection(host, int(port))
 
