@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +28,23 @@ from lambdalet.sandbox.base import SandboxInitError, SandboxSpec, SandboxState, 
 from lambdalet.sandbox.output import OutputCollector
 
 INIT_TIMEOUT_S = 10.0
+
+
+def watch_exit(process: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+    """A future of the process's exit status, resolved by the event loop through a pidfd:
+    no thread and no signal handler per sandbox."""
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[int] = loop.create_future()
+    pidfd = os.pidfd_open(process.pid)
+
+    def reap() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not exited.done():
+            exited.set_result(process.wait())
+
+    loop.add_reader(pidfd, reap)
+    return exited
 
 
 def describe_exit(returncode: int) -> str:
@@ -59,8 +77,8 @@ class ProcessSandbox:
         self._server: RuntimeApiServer | None = None
         self._channel: FramedChannel | None = None
         self._api: RuntimeApiServer | FramedChannel | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self._exit: asyncio.Task[int] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._exit: asyncio.Future[int] | None = None
         self._output: OutputCollector | None = None
         self._stats = SandboxStats()
         self._stopped = False
@@ -89,44 +107,19 @@ class ProcessSandbox:
             self._channel = self._api = FramedChannel()
             inherited = (await self._channel.start(),)
             env[FD_ENV] = str(inherited[0])
-        try:
-            argv = await asyncio.to_thread(
-                launch.command,
-                function,
-                self.spec.runtimes,
-                self.spec.code_dir,
-                self.spec.cache_dir,
-                self.spec.opt_dir,
-            )
-        except SandboxError as error:
-            await self.stop()
-            payload = error_payload("Runtime.Unknown", f"RequestId: Error: {error}")
-            raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
         read_fd, write_fd = os.pipe()
         try:
-            self._process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
-                env=env,
-                cwd=self.spec.code_dir,
-                start_new_session=True,
-                pass_fds=inherited,
-            )
-        except OSError as error:
+            self._process = await asyncio.to_thread(self._launch, env, inherited, write_fd)
+        except SandboxInitError:
             os.close(read_fd)
             await self.stop()
-            reason = error.strerror.lower() if error.strerror else str(error)
-            message = f"RequestId: Error: fork/exec {argv[0]}: {reason}"
-            payload = error_payload("Runtime.InvalidEntrypoint", message)
-            raise SandboxInitError(payload, "Runtime.InvalidEntrypoint", [], 0.0) from None
+            raise
         finally:
             os.close(write_fd)
             if self._channel is not None:
                 self._channel.runtime_started()
         self._output = OutputCollector(read_fd)
-        self._exit = asyncio.create_task(self._process.wait())
+        self._exit = watch_exit(self._process)
         self._exit.add_done_callback(self._on_exit)
         waiting: set[asyncio.Future[Any]] = {
             self._api.first_poll,
@@ -206,7 +199,43 @@ class ProcessSandbox:
             sandbox_died=True,
         )
 
-    def _on_exit(self, _: asyncio.Task[int]) -> None:
+    def _launch(
+        self, env: dict[str, str], inherited: tuple[int, ...], output_fd: int
+    ) -> subprocess.Popen[bytes]:
+        """Build the command line and start the runtime (blocking: runs in a thread).
+
+        Popen (vfork and exec) rather than the event loop's subprocess support: uvloop's forks
+        the whole server process, which costs milliseconds on every cold start.
+        """
+        try:
+            argv = launch.command(
+                self.spec.function,
+                self.spec.runtimes,
+                self.spec.code_dir,
+                self.spec.cache_dir,
+                self.spec.opt_dir,
+            )
+        except SandboxError as error:
+            payload = error_payload("Runtime.Unknown", f"RequestId: Error: {error}")
+            raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
+        try:
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=output_fd,
+                stderr=output_fd,
+                env=env,
+                cwd=self.spec.code_dir,
+                start_new_session=True,
+                pass_fds=inherited,
+            )
+        except OSError as error:
+            reason = error.strerror.lower() if error.strerror else str(error)
+            message = f"RequestId: Error: fork/exec {argv[0]}: {reason}"
+            payload = error_payload("Runtime.InvalidEntrypoint", message)
+            raise SandboxInitError(payload, "Runtime.InvalidEntrypoint", [], 0.0) from None
+
+    def _on_exit(self, _: asyncio.Future[int]) -> None:
         # A runtime that dies while idle must not be handed the next invocation.
         if self.state is SandboxState.READY:
             self.state = SandboxState.STOPPED
