@@ -20,7 +20,12 @@ import struct
 from typing import Any
 
 from lambdalet.models import Invocation
-from lambdalet.runtime.server import MAX_RESPONSE_BYTES, RuntimeReply
+from lambdalet.runtime.server import (
+    MAX_RESPONSE_BYTES,
+    RESPONSE_TOO_LARGE,
+    RuntimeReply,
+    runtime_headers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +79,7 @@ class FramedChannel:
         assert self._writer is not None
         self._reply = asyncio.get_running_loop().create_future()
         self._current = invocation
-        header = {
-            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_unix_ms),
-            "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
-            "Lambda-Runtime-Trace-Id": invocation.trace_id,
-        }
-        if invocation.client_context:
-            header["Lambda-Runtime-Client-Context"] = invocation.client_context
-        if invocation.cognito_identity:
-            header["Lambda-Runtime-Cognito-Identity"] = invocation.cognito_identity
-        self._writer.write(encode_frame(header, invocation.payload))
+        self._writer.write(encode_frame(runtime_headers(invocation), invocation.payload))
         return self._reply
 
     def forget(self) -> None:
@@ -127,17 +122,8 @@ class FramedChannel:
             if not self.init_error.done():
                 self.init_error.set_result(RuntimeReply(payload, header.get("type")))
         elif op == "response":
-            if len(payload) > MAX_RESPONSE_BYTES:
-                message = (
-                    "Response payload size exceeded maximum allowed payload size"
-                    f" ({MAX_RESPONSE_BYTES} bytes)."
-                )
-                body = json.dumps(
-                    {"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge"}
-                )
-                reply = RuntimeReply(body.encode(), "Function.ResponseSizeTooLarge")
-            else:
-                reply = RuntimeReply(payload, None)
+            too_large = len(payload) > MAX_RESPONSE_BYTES
+            reply = RESPONSE_TOO_LARGE if too_large else RuntimeReply(payload, None)
             self._resolve(str(header.get("id")), reply)
         elif op == "error":
             error_type = header.get("type") or "Unhandled"

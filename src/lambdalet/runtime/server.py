@@ -46,6 +46,33 @@ class RuntimeReply:
     error_type: str | None
 
 
+RESPONSE_TOO_LARGE = RuntimeReply(
+    json.dumps(
+        {
+            "errorMessage": "Response payload size exceeded maximum allowed payload size"
+            f" ({MAX_RESPONSE_BYTES} bytes).",
+            "errorType": "Function.ResponseSizeTooLarge",
+        }
+    ).encode(),
+    "Function.ResponseSizeTooLarge",
+)
+
+
+def runtime_headers(invocation: Invocation) -> dict[str, str]:
+    """The ``Lambda-Runtime-*`` headers that come with an invocation."""
+    headers = {
+        "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+        "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_unix_ms),
+        "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
+        "Lambda-Runtime-Trace-Id": invocation.trace_id,
+    }
+    if invocation.client_context:
+        headers["Lambda-Runtime-Client-Context"] = invocation.client_context
+    if invocation.cognito_identity:
+        headers["Lambda-Runtime-Cognito-Identity"] = invocation.cognito_identity
+    return headers
+
+
 class _HttpError(Exception):
     def __init__(
         self, status: int, error_type: str, message: str, *, keep_alive: bool = True
@@ -199,13 +226,7 @@ class RuntimeApiServer:
 
     def _on_oversized_body(self, size: int, limit: int, *, keep_alive: bool = False) -> None:
         if limit == MAX_RESPONSE_BYTES and self._reply is not None and not self._reply.done():
-            message = (
-                f"Response payload size exceeded maximum allowed payload size ({limit} bytes)."
-            )
-            body = json.dumps(
-                {"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge"}
-            )
-            self._reply.set_result(RuntimeReply(body.encode(), "Function.ResponseSizeTooLarge"))
+            self._reply.set_result(RESPONSE_TOO_LARGE)
             self._current = None
         raise _HttpError(
             413,
@@ -253,14 +274,4 @@ class RuntimeApiServer:
             self.first_poll.set_result(None)
         invocation = await self._invocations.get()
         self._current = invocation
-        headers = {
-            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_unix_ms),
-            "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
-            "Lambda-Runtime-Trace-Id": invocation.trace_id,
-        }
-        if invocation.client_context:
-            headers["Lambda-Runtime-Client-Context"] = invocation.client_context
-        if invocation.cognito_identity:
-            headers["Lambda-Runtime-Cognito-Identity"] = invocation.cognito_identity
-        return 200, headers, invocation.payload
+        return 200, runtime_headers(invocation), invocation.payload
