@@ -115,6 +115,17 @@ class UnknownOperationException(AwsError):
     message_key = "message"
 
 
+class ConflictException(AwsError):
+    """Raised when a schedule (EventBridge Scheduler API) already exists."""
+
+    code = "ConflictException"
+    status = 409
+
+
+class ScheduleExpressionError(LambdaletError):
+    """Raised when a schedule expression or time zone cannot be used; the message says why."""
+
+
 class SandboxError(LambdaletError):
     """Raised when a sandbox cannot be started or has died."""
 
@@ -128,3 +139,123 @@ class ProvisionedConcurrencyConfigNotFoundException(AwsError):
 
     code = "ProvisionedConcurrencyConfigNotFoundException"
     status = 404
+
+
+class QueueError(AwsError):
+    """Raised when an SQS request must be refused; answered in SQS's JSON error shape.
+
+    ``shape`` is the error's name in SQS's service model, sent as ``__type`` (boto3 picks its
+    exception class by it); ``code`` is the legacy query code AWS sends in the
+    ``x-amzn-query-error`` header, which boto3 reports as ``Error.Code``.
+    """
+
+    code = "InvalidParameterValue"
+    status = 400
+    message_key = "message"
+    shape: ClassVar[str] = "InvalidParameterValueException"
+
+    def body(self) -> dict[str, Any]:
+        return {"__type": f"com.amazonaws.sqs#{self.shape}", "message": self.message}
+
+    @property
+    def query_error(self) -> str:
+        """The ``x-amzn-query-error`` header value: the query code and who is at fault."""
+        return f"{self.code};Sender"
+
+
+class QueueDoesNotExist(QueueError):
+    """Raised when a queue named by a request does not exist."""
+
+    code = "AWS.SimpleQueueService.NonExistentQueue"
+    shape = "QueueDoesNotExist"
+
+
+class QueueNameExists(QueueError):
+    """Raised when CreateQueue names an existing queue with different attributes."""
+
+    code = "QueueAlreadyExists"
+    shape = "QueueNameExists"
+
+
+class QueueInvalidParameterValue(QueueError):
+    """Raised when an SQS request parameter has a value SQS does not accept."""
+
+
+class QueueMissingParameter(QueueError):
+    """Raised when an SQS request lacks a required parameter."""
+
+    code = "MissingParameter"
+    shape = "MissingParameter"
+
+
+class InvalidAttributeName(QueueError):
+    """Raised when a queue attribute name is unknown or cannot be set."""
+
+    code = shape = "InvalidAttributeName"
+
+
+class InvalidAttributeValue(QueueError):
+    """Raised when a queue attribute's value is out of range or malformed."""
+
+    code = shape = "InvalidAttributeValue"
+
+
+class InvalidMessageContents(QueueError):
+    """Raised when a message body holds characters SQS does not allow."""
+
+    code = shape = "InvalidMessageContents"
+
+
+class ReceiptHandleIsInvalid(QueueError):
+    """Raised when a receipt handle was not made by this queue."""
+
+    code = shape = "ReceiptHandleIsInvalid"
+
+
+class MessageNotInflight(QueueError):
+    """Raised when a message's visibility is changed while it is not being processed."""
+
+    code = "AWS.SimpleQueueService.MessageNotInflight"
+    shape = "MessageNotInflight"
+
+
+class EmptyBatchRequest(QueueError):
+    """Raised when a batch request has no entries."""
+
+    code = "AWS.SimpleQueueService.EmptyBatchRequest"
+    shape = "EmptyBatchRequest"
+
+
+class TooManyEntriesInBatchRequest(QueueError):
+    """Raised when a batch request has more than 10 entries."""
+
+    code = "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"
+    shape = "TooManyEntriesInBatchRequest"
+
+
+class BatchEntryIdsNotDistinct(QueueError):
+    """Raised when two entries of a batch request have the same Id."""
+
+    code = "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"
+    shape = "BatchEntryIdsNotDistinct"
+
+
+class InvalidBatchEntryId(QueueError):
+    """Raised when a batch entry's Id has characters or a length SQS does not allow."""
+
+    code = "AWS.SimpleQueueService.InvalidBatchEntryId"
+    shape = "InvalidBatchEntryId"
+
+
+class BatchRequestTooLong(QueueError):
+    """Raised when the messages of a SendMessageBatch add up to more than 256 KiB."""
+
+    code = "AWS.SimpleQueueService.BatchRequestTooLong"
+    shape = "BatchRequestTooLong"
+
+
+class UnsupportedOperation(QueueError):
+    """Raised for an SQS operation or feature (FIFO queues) lambdalet does not implement."""
+
+    code = "AWS.SimpleQueueService.UnsupportedOperation"
+    shape = "UnsupportedOperation"

@@ -20,10 +20,12 @@ from lambdalet.config import Settings
 from lambdalet.errors import ResourceNotFoundException, TooManyRequestsException
 from lambdalet.metering.recorder import Recorder
 from lambdalet.models import LATEST, Alias, AsyncEvent, FunctionConfig, Invocation, now_ms
+from lambdalet.queues.service import QueueService
 from lambdalet.sandbox import make_backend
 from lambdalet.scheduler.async_queue import AsyncDispatcher
 from lambdalet.scheduler.router import InvokeOutcome, Router
 from lambdalet.store import BlobStore, Store, make_store
+from lambdalet.triggers.schedules import Clock, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ def new_request_id() -> str:
 class Node:
     """Everything one lambdalet process runs, started and stopped together."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.store: Store = make_store(settings)
         self.blobs = BlobStore(settings.data_dir / "code")
@@ -55,6 +57,15 @@ class Node:
         self._generation: dict[str, int] = {}
         self._provisioning: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.dispatcher = AsyncDispatcher(self.store, self.run_async_event, settings.async_workers)
+        self.queues = QueueService(self.store, settings)  # SQS-compatible queues
+        # ``clock`` is for tests (lambdalet.testing): schedules then follow a clock they move.
+        self.schedules = Scheduler(
+            self.store,
+            self.enqueue,
+            region=settings.region,
+            account_id=settings.account_id,
+            clock=clock,
+        )
 
     async def start(self) -> None:
         """Open the store, restore concurrency settings and start the background loops."""
@@ -68,11 +79,13 @@ class Node:
             elif key.startswith(PROVISIONED):
                 self._start_provisioning(name, key.removeprefix(PROVISIONED), value["requested"])
         await self.dispatcher.start()
+        await self.schedules.start()
 
     async def stop(self) -> None:
         """Stop taking work, finish what runs, flush records, close the store."""
         for task in self._provisioning.values():
             task.cancel()
+        await self.schedules.stop()
         await self.dispatcher.stop()
         await self.router.stop()
         await self.recorder.stop()

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from lambdalet.api.serving import Server, make_server
 from lambdalet.config import Settings
 from lambdalet.node import Node
+from lambdalet.triggers.schedules import Clock
 
 T = TypeVar("T")
 
@@ -46,16 +47,67 @@ def code_trees(data_dir: Path) -> set[Path]:
     return set((data_dir / "code" / "trees").iterdir())
 
 
-class ServerThread:
-    """A lambdalet node served on 127.0.0.1:<free port> from a background thread."""
+class FakeClock:
+    """A clock for schedules that moves only when :meth:`advance` is called.
 
-    def __init__(self, **settings: Any) -> None:
+    Give it to :class:`ServerThread` (or a Scheduler) and its schedules fire as this clock
+    says, so tests move time forward instead of sleeping. Safe to advance from any thread.
+    """
+
+    def __init__(self, now_ms: int) -> None:
+        self._now_ms = now_ms
+        self._lock = threading.Lock()
+        self._sleepers: list[tuple[int, asyncio.Future[None]]] = []
+
+    def now_ms(self) -> int:
+        """This clock's time in Unix milliseconds."""
+        with self._lock:
+            return self._now_ms
+
+    async def sleep_ms(self, duration_ms: int) -> None:
+        """Return once the clock has been advanced by ``duration_ms``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if duration_ms <= 0:
+                return
+            sleeper = (self._now_ms + duration_ms, future)
+            self._sleepers.append(sleeper)
+        try:
+            await future
+        finally:
+            with self._lock:
+                if sleeper in self._sleepers:
+                    self._sleepers.remove(sleeper)
+
+    def advance(self, duration_ms: int) -> None:
+        """Move the clock forward and wake whoever sleeps until then."""
+        with self._lock:
+            self._now_ms += duration_ms
+            woken = [s for s in self._sleepers if s[0] <= self._now_ms]
+            for sleeper in woken:
+                self._sleepers.remove(sleeper)
+        for _, future in woken:
+            future.get_loop().call_soon_threadsafe(_wake, future)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class ServerThread:
+    """A lambdalet node served on 127.0.0.1:<free port> from a background thread.
+
+    ``clock`` (a :class:`FakeClock`) drives the node's schedules instead of the real clock.
+    """
+
+    def __init__(self, *, clock: Clock | None = None, **settings: Any) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         port = self._socket.getsockname()[1]
         self.settings = Settings(host="127.0.0.1", port=port, **settings)
-        self.node = Node(self.settings)
+        self.node = Node(self.settings, clock=clock)
         self.url = self.settings.base_url
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from lambdalet.api import aliases, concurrency, event_invoke, functions, layers
+from lambdalet.api import aliases, concurrency, event_invoke, functions, layers, scheduler
 from lambdalet.api.invoke import invoke
 from lambdalet.api.requests import node_of, parse_function_name
 from lambdalet.errors import (
@@ -28,6 +28,7 @@ from lambdalet.errors import (
     UnknownOperationException,
 )
 from lambdalet.node import Node
+from lambdalet.queues import sqs_api
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ EVENT_INVOKE = "/2019-09-25/functions/{function_name:str}/event-invoke-config"
 LAYERS = "/2018-10-31/layers"
 LAYER_VERSIONS = LAYERS + "/{layer_name:str}/versions"
 LAYER_VERSION = LAYER_VERSIONS + "/{version:str}"
+SCHEDULES = "/schedules"  # EventBridge Scheduler (rest-json)
+SCHEDULE = SCHEDULES + "/{name:str}"
 
 
 def error_response(error: AwsError, request_id: str | None = None) -> JSONResponse:
@@ -118,6 +121,14 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
+async def aws_json_target(request: Request) -> Response:
+    """``POST /`` with ``X-Amz-Target: <Service>.<Operation>``: services speaking AWS JSON."""
+    target = request.headers.get("x-amz-target", "")
+    if target.startswith(sqs_api.TARGET_PREFIX):
+        return await sqs_api.handle(request)
+    raise UnknownOperationException(f"No operation for POST / with X-Amz-Target '{target}'")
+
+
 async def health(request: Request) -> Response:
     """Liveness: 200 once the node has started."""
     return JSONResponse({"status": "ok"})
@@ -188,7 +199,13 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
         ),
         Route("/_lambdalet/code/{sha256_hex:str}.zip", download_code, methods=["GET"]),
         Route("/_lambdalet/functions/{function_name:str}/logs", read_logs, methods=["GET"]),
+        Route(SCHEDULES, scheduler.list_schedules, methods=["GET"]),
+        Route(SCHEDULE, scheduler.create_schedule, methods=["POST"]),
+        Route(SCHEDULE, scheduler.get_schedule, methods=["GET"]),
+        Route(SCHEDULE, scheduler.update_schedule, methods=["PUT"]),
+        Route(SCHEDULE, scheduler.delete_schedule, methods=["DELETE"]),
         Route("/_lambdalet/health", health, methods=["GET"]),
+        Route("/", aws_json_target, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
     app = Starlette(

@@ -240,6 +240,87 @@ def remove(
     console.print(f"deleted {name}")
 
 
+schedule_app = typer.Typer(
+    help="Run functions on a schedule: rate(...), cron(...) or at(...) (EventBridge Scheduler).",
+    no_args_is_help=True,
+)
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("add")
+def schedule_add(
+    function: Annotated[str, typer.Argument(help="function name (or name:qualifier)")],
+    expression: Annotated[
+        str,
+        typer.Argument(help="'rate(5 minutes)', 'cron(0 12 * * ? *)' or 'at(2026-12-01T10:00:00)'"),
+    ],
+    name: Annotated[
+        str | None, typer.Option(help="schedule name (default: the function's name)")
+    ] = None,
+    event_input: Annotated[
+        str | None,
+        typer.Option("--input", help="JSON event to send (default: EventBridge's Scheduled Event)"),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="time zone of cron and at expressions (default: UTC)")
+    ] = None,
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Invoke a function on a schedule."""
+    client = _client(endpoint_url)
+    schedule_name = name or function.split(":", 1)[0]
+    try:
+        function_arn = client.get_function(function)["Configuration"]["FunctionArn"]
+        arn = client.create_schedule(
+            schedule_name, expression, function_arn, event=event_input, timezone=timezone
+        )
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    console.print(f"scheduled [bold]{escape(function)}[/bold] {escape(expression)}: {arn}")
+
+
+@schedule_app.command("ls")
+def schedule_list(endpoint_url: Endpoint = "http://127.0.0.1:9000") -> None:
+    """List schedules."""
+    client = _client(endpoint_url)
+    try:
+        found = [client.get_schedule(summary["Name"]) for summary in client.list_schedules()]
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    table = Table("Name", "State", "Expression", "Time zone", "Target", "Input")
+    for schedule in found:
+        target = schedule["Target"]
+        table.add_row(
+            schedule["Name"],
+            schedule["State"],
+            escape(schedule["ScheduleExpression"]),
+            schedule.get("ScheduleExpressionTimezone", "UTC"),
+            target["Arn"].rsplit(":function:", 1)[-1],
+            escape(target.get("Input", "Scheduled Event")),
+        )
+    console.print(table)
+
+
+@schedule_app.command("rm")
+def schedule_remove(
+    name: Annotated[str, typer.Argument(help="schedule name")],
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Delete a schedule."""
+    client = _client(endpoint_url)
+    try:
+        client.delete_schedule(name)
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    console.print(f"deleted schedule {escape(name)}")
+
+
 def main() -> None:
     """Entry point of the ``lambdalet`` console script."""
     app()

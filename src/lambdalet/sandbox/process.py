@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from lambdalet.errors import SandboxError
@@ -91,15 +92,7 @@ class ProcessSandbox:
         tmp_dir = self._scratch / "tmp"
         tmp_dir.mkdir(parents=True)
         function = self.spec.function
-        env = launch.environment(
-            function,
-            code_dir=self.spec.code_dir,
-            opt_dir=self.spec.opt_dir,
-            tmp_dir=tmp_dir,
-            runtime_api=address,
-            region=self.spec.region,
-            log_stream_name=log_stream_name(function.version),
-        )
+        env = self._environment(address, tmp_dir)
         self._api = self._server
         inherited: tuple[int, ...] = ()
         if launch.family(function.runtime) == "python":
@@ -208,32 +201,58 @@ class ProcessSandbox:
         the whole server process, which costs milliseconds on every cold start.
         """
         try:
-            argv = launch.command(
-                self.spec.function,
-                self.spec.runtimes,
-                self.spec.code_dir,
-                self.spec.cache_dir,
-                self.spec.opt_dir,
-            )
+            argv = self._command()
         except SandboxError as error:
             payload = error_payload("Runtime.Unknown", f"RequestId: Error: {error}")
             raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
         try:
-            return subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=output_fd,
-                stderr=output_fd,
-                env=env,
-                cwd=self.spec.code_dir,
-                start_new_session=True,
-                pass_fds=inherited,
-            )
+            return self._popen(argv, env, inherited, output_fd)
         except OSError as error:
             reason = error.strerror.lower() if error.strerror else str(error)
             message = f"RequestId: Error: fork/exec {argv[0]}: {reason}"
             payload = error_payload("Runtime.InvalidEntrypoint", message)
             raise SandboxInitError(payload, "Runtime.InvalidEntrypoint", [], 0.0) from None
+
+    # What a backend that isolates the runtime overrides: the paths the runtime sees, its
+    # command line and how its process is started.
+
+    def _environment(self, runtime_api: str, tmp_dir: Path) -> dict[str, str]:
+        """The runtime's environment, naming the host's own paths (this backend's view)."""
+        function = self.spec.function
+        return launch.environment(
+            function,
+            code_dir=self.spec.code_dir,
+            opt_dir=self.spec.opt_dir,
+            tmp_dir=tmp_dir,
+            runtime_api=runtime_api,
+            region=self.spec.region,
+            log_stream_name=log_stream_name(function.version),
+        )
+
+    def _command(self) -> list[str]:
+        """The runtime's command line (blocking: Java may compile its bootstrap)."""
+        return launch.command(
+            self.spec.function,
+            self.spec.runtimes,
+            self.spec.code_dir,
+            self.spec.cache_dir,
+            self.spec.opt_dir,
+        )
+
+    def _popen(
+        self, argv: list[str], env: dict[str, str], inherited: tuple[int, ...], output_fd: int
+    ) -> subprocess.Popen[bytes]:
+        """Start the runtime's process, in a session of its own (blocking)."""
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=output_fd,
+            stderr=output_fd,
+            env=env,
+            cwd=self.spec.code_dir,
+            start_new_session=True,
+            pass_fds=inherited,
+        )
 
     def _on_exit(self, _: asyncio.Future[int]) -> None:
         # A runtime that dies while idle must not be handed the next invocation.

@@ -16,6 +16,8 @@ from lambdalet.models import (
     LayerVersion,
     LogEvent,
 )
+from lambdalet.queues.models import Queue, QueueCounts, QueueMessage, Receipt, Received
+from lambdalet.triggers.models import Schedule
 
 
 class Store(Protocol):
@@ -129,3 +131,94 @@ class Store(Protocol):
 
     async def release_running_events(self) -> int:
         """Make events left running by a stopped node pending again; return how many."""
+
+    # Schedules (lambdalet.triggers.schedules): EventBridge Scheduler schedules with their next
+    # tick; several nodes may share the store, so ticks are claimed with a conditional update.
+
+    async def put_schedule(self, schedule: Schedule, *, create: bool) -> None:
+        """Add a schedule (ConflictException if its group has one of that name) or, without
+        ``create``, replace one (ResourceNotFoundException if it is gone)."""
+
+    async def get_schedule(self, group_name: str, name: str) -> Schedule | None:
+        """A schedule, or None."""
+
+    async def list_schedules(
+        self,
+        group_name: str,
+        name_prefix: str | None,
+        state: str | None,
+        after_name: str | None,
+        limit: int,
+    ) -> list[Schedule]:
+        """A group's schedules by name, after ``after_name``, filtered by prefix and state."""
+
+    async def delete_schedule(
+        self, group_name: str, name: str, revision_id: str | None = None
+    ) -> Schedule | None:
+        """Remove a schedule (only if it is still at ``revision_id``, when given); return it."""
+
+    async def due_schedules(self, now_ms: int, limit: int) -> list[Schedule]:
+        """Schedules whose next tick is due at ``now_ms``, the earliest first."""
+
+    async def next_schedule_tick_ms(self) -> int | None:
+        """When the earliest next tick of any schedule is due, or None if none is."""
+
+    async def claim_schedule_tick(self, schedule: Schedule, next_fire_ms: int | None) -> bool:
+        """Move a schedule's next tick from ``schedule.next_fire_ms`` to ``next_fire_ms`` in one
+        atomic step, if the schedule is still at that tick and revision; whether it moved.
+
+        Of several nodes claiming the same tick, exactly one gets True.
+        """
+
+    # Queues (lambdalet.queues): an SQS-compatible subset. Methods that take a queue's name
+    # raise QueueDoesNotExist where the queue must exist; times are Unix milliseconds.
+
+    async def create_queue(self, queue: Queue) -> Queue:
+        """Add a queue, or return the queue of that name unchanged if there is one."""
+
+    async def get_queue(self, name: str) -> Queue | None:
+        """A queue, or None."""
+
+    async def list_queues(self, prefix: str, after_name: str | None, limit: int) -> list[Queue]:
+        """Queues whose names start with ``prefix``, by name, after ``after_name``."""
+
+    async def set_queue_attributes(
+        self, name: str, changes: dict[str, str | None], at_unix_ms: int
+    ) -> Queue:
+        """Merge attribute changes into a queue (None removes one); return the queue."""
+
+    async def delete_queue(self, name: str) -> bool:
+        """Remove a queue and its messages; whether it existed."""
+
+    async def send_queue_messages(self, messages: list[QueueMessage]) -> list[QueueMessage]:
+        """Commit messages of one queue in one transaction; return them with their ``seq``."""
+
+    async def receive_queue_messages(
+        self, queue: Queue, max_count: int, visibility_timeout_ms: int, at_unix_ms: int
+    ) -> Received:
+        """Take up to ``max_count`` visible messages, oldest first, and hide them until
+        ``at_unix_ms + visibility_timeout_ms`` under a new receipt token, in one transaction.
+
+        Messages past the queue's retention are dropped first. A message already received
+        as often as the queue's redrive policy allows moves to its dead-letter queue instead
+        (if that queue exists) and is not returned.
+        """
+
+    async def delete_queue_messages(self, queue_name: str, receipts: list[Receipt]) -> list[bool]:
+        """Delete each message whose latest receipt token matches; whether each was deleted."""
+
+    async def change_queue_message_visibility(
+        self, queue_name: str, changes: list[tuple[Receipt, int]], at_unix_ms: int
+    ) -> list[str]:
+        """Make received messages visible at the given times; for each, VISIBILITY_CHANGED,
+        VISIBILITY_NOT_IN_FLIGHT (visible already) or VISIBILITY_GONE (deleted, received
+        again since)."""
+
+    async def purge_queue(self, name: str) -> int:
+        """Delete every message of a queue; return how many."""
+
+    async def count_queue_messages(self, queue: Queue, at_unix_ms: int) -> QueueCounts:
+        """How many of a queue's unexpired messages are visible, in flight and delayed."""
+
+    async def next_queue_message_visible_at(self, name: str, at_unix_ms: int) -> int | None:
+        """When the next message of a queue that is hidden now becomes visible, if any."""

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from lambdalet.models import Alias, FunctionConfig, InvocationRecord, LayerRef, LayerVersion
+from lambdalet.triggers.models import Schedule
 
 
 def function_to_json(config: FunctionConfig) -> str:
@@ -71,3 +72,15 @@ def alias_to_json(alias: Alias) -> str:
 def alias_from_json(text: str) -> Alias:
     """Inverse of :func:`alias_to_json`."""
     return Alias(**json.loads(text))
+
+
+def schedule_to_json(schedule: Schedule) -> str:
+    """A schedule as one JSON document (its next tick is kept in a column of its own)."""
+    data = dataclasses.asdict(schedule)
+    del data["next_fire_ms"]
+    return json.dumps(data, separators=(",", ":"))
+
+
+def schedule_from_json(text: str, next_fire_ms: int | None) -> Schedule:
+    """Inverse of :func:`schedule_to_json`, with the next tick from its column."""
+    return Schedule(**json.loads(text), next_fire_ms=next_fire_ms)

@@ -23,12 +23,17 @@ from lambdalet.models import (
     same_code_and_settings,
 )
 from lambdalet.store.codec import code_shas
+from lambdalet.store.memory_queues import MemoryQueues
+from lambdalet.store.memory_schedules import MemorySchedules
 
 
-class MemoryStore:
-    """The Store interface on dictionaries and lists."""
+# MemorySchedules first: its __init__ calls on to MemoryQueues'.
+class MemoryStore(MemorySchedules, MemoryQueues):
+    """The Store interface on dictionaries and lists (queues: see ``memory_queues``,
+    schedules: ``memory_schedules``)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._functions: dict[str, FunctionConfig] = {}
         self._logs: list[tuple[int, LogEvent]] = []
         self._invocations: list[InvocationRecord] = []

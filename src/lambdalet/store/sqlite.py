@@ -44,6 +44,8 @@ from lambdalet.store.codec import (
     layer_from_json,
     layer_to_json,
 )
+from lambdalet.store.sqlite_queues import SqliteQueues
+from lambdalet.store.sqlite_schedules import SqliteSchedules
 
 T = TypeVar("T")
 
@@ -57,8 +59,9 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteStore:
-    """The Store interface on a SQLite database file."""
+class SqliteStore(SqliteQueues, SqliteSchedules):
+    """The Store interface on a SQLite database file (queues: see ``sqlite_queues``,
+    schedules: ``sqlite_schedules``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

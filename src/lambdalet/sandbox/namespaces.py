@@ -1,0 +1,367 @@
+"""The ``namespaces`` sandbox backend: the process backend's runtime, isolated by the kernel.
+
+A :class:`NamespacesSandbox` is a :class:`ProcessSandbox` (same Runtime API, logs, timeouts,
+crash and exit reports) whose runtime ``runtime/isolate.py`` starts:
+
+- in new pid, mount, ipc and uts namespaces and, last, a user namespace in which it is uid 993
+  (gid 990), mapped to an unprivileged host id; with no_new_privs set and no capabilities;
+- in a root of its own (``sandbox/rootfs.py``): the system read-only, the code read-only at
+  ``/var/task``, the layers at ``/opt``, a ``/tmp`` of EphemeralStorage MB, a minimal ``/dev``,
+  its own ``/proc``;
+- in cgroups (``sandbox/cgroups.py``, v1 or v2) limiting memory to MemorySize (the OOM killer
+  ends a runtime that goes over: ``Runtime exited with error: signal: killed``), processes and
+  threads, and CPU time to MemorySize / 1,769 MB of a vCPU once init is done (init runs
+  unthrottled, as AWS boosts it). Max Memory Used is the cgroup's peak.
+
+The host's network namespace is kept (DESIGN: host network by default): the Python runtime
+talks over its inherited socketpair, other runtimes over loopback TCP. lambdalet must run as
+root. Isolation the kernel does not offer is turned off with a warning at start; see
+:func:`isolation_report`.
+
+/tmp is a tmpfs: what a function writes there counts towards its memory limit, which keeps
+the host's memory bounded by the sum of MemorySize (AWS's /tmp is disk and does not count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import marshal
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambdalet.errors import SandboxError
+from lambdalet.runtime import launch
+from lambdalet.sandbox import cgroups, rootfs
+from lambdalet.sandbox.base import SandboxInitError, SandboxSpec
+from lambdalet.sandbox.process import ProcessSandbox, error_payload, log_stream_name
+
+log = logging.getLogger(__name__)
+
+ISOLATE = launch.PYTHON_BOOTSTRAP.with_name("isolate.py")
+
+
+def launcher_command(*arguments: str) -> list[str]:
+    """Run ``runtime/isolate.py`` with the host's interpreter, isolated from its site and
+    environment. Imported as a module rather than run as a script: its bytecode is cached."""
+    where = str(ISOLATE.parent)
+    program = f"import sys; sys.path.insert(0, {where!r}); import isolate; isolate.main()"
+    return [sys.executable, "-I", "-S", "-c", program, *arguments]
+
+
+SANDBOX_UID = 993
+SANDBOX_GID = 990
+# An id no account on the host has: the sandbox's files and processes belong to nobody.
+DEFAULT_HOST_ID = 100_993
+DEFAULT_PIDS_MAX = 256
+NOFILE = 1024  # AWS's limit on open files
+PROBE_TIMEOUT_S = 10.0
+REQUIRED_NAMESPACES = ("mount", "pid")
+OPTIONAL_NAMESPACES = ("user", "ipc", "uts", "cgroup")
+ALL_NAMESPACES = (*REQUIRED_NAMESPACES, *OPTIONAL_NAMESPACES, "network")
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What this host lets the namespaces backend turn on."""
+
+    is_root: bool
+    namespaces: dict[str, str]  # name → "" when it can be created, else why not
+    cgroups: cgroups.CgroupSystem
+
+    def available(self, namespace: str) -> bool:
+        """Whether the namespace can be created here."""
+        return self.is_root and self.namespaces.get(namespace) == ""
+
+
+def probe_namespaces() -> dict[str, str]:
+    """Which namespaces this kernel lets lambdalet create: "" or why not (blocking)."""
+    try:
+        result = subprocess.run(
+            launcher_command("--probe"),
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=True,
+        )
+        found: dict[str, str] = json.loads(result.stdout)
+        return found
+    except (OSError, subprocess.SubprocessError, ValueError) as error:
+        return dict.fromkeys(ALL_NAMESPACES, f"the probe failed: {error}")
+
+
+def detect_isolation() -> Isolation:
+    """Probe namespaces and cgroups; make the cgroups' ``lambdalet`` parents (blocking)."""
+    is_root = os.geteuid() == 0
+    if not is_root:
+        reason = "lambdalet does not run as root"
+        return Isolation(False, dict.fromkeys(ALL_NAMESPACES, reason), _no_cgroups(reason))
+    return Isolation(True, probe_namespaces(), cgroups.detect())
+
+
+def _no_cgroups(reason: str) -> cgroups.CgroupSystem:
+    return cgroups.CgroupSystem(missing=dict.fromkeys(cgroups.CONTROLLERS, reason))
+
+
+def describe(
+    isolation: Isolation,
+    *,
+    host_id: int = DEFAULT_HOST_ID,
+    pids_max: int = DEFAULT_PIDS_MAX,
+) -> list[tuple[str, bool, str]]:
+    """Each isolation measure: its name, whether it is on, and what it does or why it is off."""
+    report = [
+        (
+            "root",
+            isolation.is_root,
+            "lambdalet runs as root, as building sandboxes requires"
+            if isolation.is_root
+            else "lambdalet does not run as root: the namespaces backend cannot start",
+        )
+    ]
+    effects = {
+        "mount": "own root: read-only system and /var/task, private /tmp, own /proc and /dev",
+        "pid": "sees only its own processes; its init's exit kills them all",
+        "user": f"runs as uid {SANDBOX_UID} inside, unprivileged host uid {host_id}",
+        "ipc": "own System V IPC and POSIX message queues",
+        "uts": "own hostname",
+        "cgroup": "sees its own cgroup as /",
+    }
+    fallbacks = {"user": f"runs as host uid {host_id} directly (no user namespace)"}
+    for name in (*REQUIRED_NAMESPACES, *OPTIONAL_NAMESPACES):
+        reason = isolation.namespaces.get(name, "not probed")
+        on = isolation.available(name)
+        detail = effects[name] if on else f"{reason}; {fallbacks.get(name, 'not isolated')}"
+        report.append((f"{name} namespace", on, detail))
+    report.append(
+        (
+            "network namespace",
+            False,
+            "not used: functions share the host's network (DESIGN: host network by default)",
+        )
+    )
+    system = isolation.cgroups
+    limits = {
+        "memory": "memory limited to MemorySize; OOM kills the runtime",
+        "pids": f"at most {pids_max} processes and threads",
+        "cpu": "CPU time of MemorySize / 1,769 MB vCPU after init",
+    }
+    for name, effect in limits.items():
+        controller = system.controllers.get(name)
+        if controller is None:
+            report.append((f"cgroup {name}", False, system.missing.get(name, "unavailable")))
+        else:
+            detail = f"{effect} (cgroup v{controller.version}, {controller.parent})"
+            report.append((f"cgroup {name}", True, detail))
+    if "memory" in system.controllers:
+        report.append(
+            (
+                "swap limit",
+                system.limits_swap,
+                "no swap beyond MemorySize"
+                if system.limits_swap
+                else "swap is not accounted by this kernel: the limit covers RAM only",
+            )
+        )
+        report.append(
+            (
+                "memory peak",
+                system.reports_peak,
+                "Max Memory Used is the cgroup's peak"
+                if system.reports_peak
+                else "the kernel keeps no peak: Max Memory Used is the runtime's VmHWM",
+            )
+        )
+    report.append(
+        ("no_new_privs", isolation.is_root, "set before exec: setuid programs gain nothing")
+    )
+    report.append(("seccomp", False, "no system call filter yet"))
+    return report
+
+
+def isolation_report() -> list[tuple[str, bool, str]]:
+    """What the namespaces backend isolates on this host and what it cannot (blocking)."""
+    return describe(detect_isolation())
+
+
+class NamespacesSandbox(ProcessSandbox):
+    """A process sandbox whose runtime runs in namespaces, a root of its own and cgroups."""
+
+    def __init__(self, spec: SandboxSpec, backend: NamespacesBackend) -> None:
+        super().__init__(spec)
+        self._backend = backend
+        self._cgroup: cgroups.SandboxCgroup | None = None
+        self._layout: rootfs.RootLayout | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        if self._cgroup is not None:
+            try:
+                self._cgroup.limit_cpu(self.spec.function.memory_mb)
+            except OSError as error:
+                log.warning("sandbox %s: cannot limit its CPU: %s", self.sandbox_id, error)
+        if not self._backend.isolation.cgroups.reports_peak:
+            self._watch_runtime_memory()
+
+    def _environment(self, runtime_api: str, tmp_dir: Path) -> dict[str, str]:
+        function = self.spec.function
+        env = launch.environment(
+            function,
+            code_dir=Path(rootfs.TASK_DIR),
+            opt_dir=Path(rootfs.OPT_DIR),
+            tmp_dir=Path(rootfs.TMP_DIR),
+            runtime_api=runtime_api,
+            region=self.spec.region,
+            log_stream_name=log_stream_name(function.version),
+        )
+        env["LAMBDA_RUNTIME_DIR"] = rootfs.RUNTIME_DIR
+        return env
+
+    def _command(self) -> list[str]:
+        host_argv = super()._command()
+        isolation = self._backend.isolation
+        uid, gid = (
+            (SANDBOX_UID, SANDBOX_GID)
+            if isolation.available("user")
+            else (self._backend.host_id, self._backend.host_id)
+        )
+        try:
+            self._layout = rootfs.build_layout(
+                host_argv=host_argv,
+                code_dir=self.spec.code_dir,
+                opt_dir=self.spec.opt_dir,
+                runtime_dir=launch.PYTHON_BOOTSTRAP.parent,
+                cache_dir=self.spec.cache_dir,
+                tmp_size_bytes=self.spec.function.ephemeral_storage_mb * MB,
+                uid=uid,
+                gid=gid,
+            )
+            # The code tree's own directory may be private to root (made by mkdtemp).
+            for tree in (self.spec.code_dir, self.spec.opt_dir):
+                if tree.stat().st_mode & 0o005 != 0o005:
+                    tree.chmod(0o755)
+            (self._scratch / "root").mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SandboxError(f"cannot lay out the sandbox's root: {error}") from None
+        try:
+            self._cgroup = cgroups.SandboxCgroup.create(
+                isolation.cgroups,
+                self.sandbox_id,
+                memory_mb=self.spec.function.memory_mb,
+                pids_max=self._backend.pids_max,
+            )
+        except OSError as error:
+            raise SandboxError(f"cannot create the sandbox's cgroups: {error}") from None
+        return self._layout.argv
+
+    def _popen(
+        self, argv: list[str], env: dict[str, str], inherited: tuple[int, ...], output_fd: int
+    ) -> subprocess.Popen[bytes]:
+        assert self._layout is not None
+        entry = self._layout.host_entry
+        if entry is not None:
+            # Checked here, as exec would, so a bad bootstrap is Runtime.InvalidEntrypoint.
+            if not entry.exists():
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+            if not os.access(entry, os.X_OK) or entry.is_dir():
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        isolation = self._backend.isolation
+        plan = {
+            "root": str(self._scratch / "root"),
+            "steps": self._layout.steps,
+            "hostname": "localhost",
+            "namespaces": {name: isolation.available(name) for name in OPTIONAL_NAMESPACES},
+            "uid": SANDBOX_UID,
+            "gid": SANDBOX_GID,
+            "host_uid": self._backend.host_id,
+            "host_gid": self._backend.host_id,
+            "nofile": NOFILE,
+            "cwd": rootfs.TASK_DIR,
+            "argv": argv,
+            # Through the pipe, not the launcher's own environment: LD_LIBRARY_PATH names /opt,
+            # which on the host is not the layers.
+            "env": env,
+        }
+        plan_read, plan_write = os.pipe()
+        try:
+            launcher = launcher_command(str(plan_read))
+            process = super()._popen(launcher, {}, (*inherited, plan_read), output_fd)
+        except BaseException:
+            os.close(plan_write)
+            raise
+        finally:
+            os.close(plan_read)
+        with os.fdopen(plan_write, "wb") as plan_pipe:
+            try:
+                # While the launcher's interpreter starts; it waits for the plan to go on.
+                if self._cgroup is not None:
+                    self._cgroup.add_process(process.pid)
+            except OSError as error:
+                process.kill()
+                process.wait()
+                message = f"RequestId: Error: cannot move the runtime into its cgroups: {error}"
+                payload = error_payload("Runtime.Unknown", message)
+                raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
+            plan_pipe.write(marshal.dumps(plan))
+        return process
+
+    def _peak_memory_mb(self) -> int:
+        peak = self._cgroup.peak_memory_bytes() if self._cgroup is not None else None
+        if peak is None:
+            return super()._peak_memory_mb()
+        peak_mb = -(-peak // MB)
+        self._stats.max_memory_used_mb = max(self._stats.max_memory_used_mb, peak_mb)
+        return self._stats.max_memory_used_mb
+
+    def _watch_runtime_memory(self) -> None:
+        """Point the process backend's VmHWM reading at the runtime, not the launcher: the
+        launcher's child is the sandbox's init, whose child is the runtime."""
+        if self._process is None:
+            return
+        pid = self._process.pid
+        try:
+            for _ in range(2):
+                with open(f"/proc/{pid}/task/{pid}/children") as children:
+                    pid = int(children.read().split()[0])
+            self._status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+        except (OSError, ValueError, IndexError) as error:
+            log.warning("sandbox %s: cannot find its runtime's memory: %s", self.sandbox_id, error)
+
+    async def stop(self) -> None:
+        await super().stop()
+        cgroup, self._cgroup = self._cgroup, None
+        if cgroup is not None:
+            await asyncio.to_thread(cgroup.remove)
+
+
+class NamespacesBackend:
+    """Makes :class:`NamespacesSandbox` instances; probes the host once, warning of what is
+    off, and refuses to start without root or mount and pid namespaces."""
+
+    name = "namespaces"
+
+    def __init__(self, *, host_id: int = DEFAULT_HOST_ID, pids_max: int = DEFAULT_PIDS_MAX) -> None:
+        self.host_id = host_id
+        self.pids_max = pids_max
+        self.isolation = detect_isolation()
+        report = describe(self.isolation, host_id=host_id, pids_max=pids_max)
+        for name, on, detail in report:
+            if not on:
+                log.warning("namespaces sandboxes: %s is OFF: %s", name, detail)
+        missing = [
+            f"{name}: {detail}"
+            for name, on, detail in report
+            if not on and name in ("root", *(f"{ns} namespace" for ns in REQUIRED_NAMESPACES))
+        ]
+        if missing:
+            raise SandboxError("the namespaces sandbox backend cannot run: " + "; ".join(missing))
+
+    def create(self, spec: SandboxSpec) -> NamespacesSandbox:
+        """A new, not yet started, namespaces sandbox."""
+        return NamespacesSandbox(spec, self)
