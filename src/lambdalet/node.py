@@ -10,8 +10,8 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import random
-import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +55,7 @@ class Node:
         # Function configurations by (name, version); this node is the only writer of its store.
         self._cache: dict[tuple[str, str], FunctionConfig] = {}
         self._generation: dict[str, int] = {}
+        self._settings_cache: dict[str, dict[tuple[str, str], Any]] = {}
         self._provisioning: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.dispatcher = AsyncDispatcher(self.store, self.run_async_event, settings.async_workers)
         self.queues = QueueService(self.store, settings)  # SQS-compatible queues
@@ -142,6 +143,7 @@ class Node:
         """Forget what is cached of a function (or one version) that changed or was deleted,
         and stop its idle sandboxes."""
         self._generation[name] = self._generation.get(name, 0) + 1
+        self._settings_cache.pop(name, None)
         for key in [k for k in self._cache if k[0] == name and version in (None, k[1])]:
             del self._cache[key]
         await self.router.retire(name, version)
@@ -155,22 +157,40 @@ class Node:
             draw -= weight
         return alias.function_version
 
+    async def function_settings(self, name: str) -> dict[tuple[str, str], Any]:
+        """A function's settings (concurrency, async invocation...), cached: every async
+        event needs them."""
+        cached = self._settings_cache.get(name)
+        if cached is None:
+            generation = self._generation.get(name, 0)
+            cached = await self.store.list_settings(name)
+            if generation == self._generation.get(name, 0):
+                self._settings_cache[name] = cached
+        return cached
+
+    async def put_setting(self, name: str, key: str, value: Any) -> None:
+        """Keep (or with None, remove) a function setting."""
+        self._generation[name] = self._generation.get(name, 0) + 1
+        self._settings_cache.pop(name, None)
+        await self.store.put_setting(name, key, value)
+        self._settings_cache.pop(name, None)
+
     async def set_reserved_concurrency(self, name: str, value: int | None) -> None:
         """Reserve concurrency for a function (None removes the reservation)."""
         if value is not None:
             self.router.limiter.check_reservation(name, value)
-        await self.store.put_setting(name, RESERVED, value)
+        await self.put_setting(name, RESERVED, value)
         self.router.limiter.set_reserved(name, value)
 
     async def reserved_concurrency(self, name: str) -> int | None:
         """A function's reserved concurrency, if it has one."""
-        value = (await self.store.list_settings(name)).get((name, RESERVED))
+        value = (await self.function_settings(name)).get((name, RESERVED))
         return None if value is None else int(value)
 
     async def put_provisioned_concurrency(self, name: str, qualifier: str, count: int) -> None:
         """Keep ``count`` sandboxes of a version (or an alias's version) initialized."""
         await self.function(name, qualifier)
-        await self.store.put_setting(
+        await self.put_setting(
             name, PROVISIONED + qualifier, {"requested": count, "last_modified_ms": now_ms()}
         )
         self._start_provisioning(name, qualifier, count)
@@ -190,7 +210,7 @@ class Node:
     async def provisioned_concurrency(self, name: str) -> dict[str, dict[str, Any]]:
         """Each qualifier's provisioned concurrency: requested, allocated, status."""
         found: dict[str, dict[str, Any]] = {}
-        for (_, key), value in (await self.store.list_settings(name)).items():
+        for (_, key), value in (await self.function_settings(name)).items():
             if not key.startswith(PROVISIONED):
                 continue
             qualifier = key.removeprefix(PROVISIONED)
@@ -210,7 +230,7 @@ class Node:
     async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None:
         """Stop keeping sandboxes initialized for a qualifier."""
         config = await self.function(name, qualifier)
-        await self.store.put_setting(name, PROVISIONED + qualifier, None)
+        await self.put_setting(name, PROVISIONED + qualifier, None)
         task = self._provisioning.pop((name, qualifier), None)
         if task is not None:
             task.cancel()
@@ -253,7 +273,7 @@ class Node:
 
     async def event_invoke_config(self, name: str, qualifier: str) -> dict[str, Any] | None:
         """The asynchronous invocation settings of a function's qualifier, if any were put."""
-        value: dict[str, Any] | None = (await self.store.list_settings(name)).get(
+        value: dict[str, Any] | None = (await self.function_settings(name)).get(
             (name, EVENT_INVOKE_CONFIG + qualifier)
         )
         return value
@@ -381,8 +401,8 @@ def _log_provisioning_failure(task: asyncio.Task[None]) -> None:
 def _trace_id() -> str:
     """An X-Ray-style trace header value."""
     epoch = f"{now_ms() // 1000:08x}"
-    root, parent = secrets.randbits(96), secrets.randbits(64)
-    return f"Root=1-{epoch}-{root:024x};Parent={parent:016x};Sampled=0"
+    random_hex = os.urandom(20).hex()  # one system call for both ids
+    return f"Root=1-{epoch}-{random_hex[:24]};Parent={random_hex[24:]};Sampled=0"
 
 
 def decode_client_context(value: str) -> str:

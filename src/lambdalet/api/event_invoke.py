@@ -78,7 +78,7 @@ async def _save(request: Request, *, merge: bool) -> Response:
         config["DestinationConfig"] = await _check_destinations(node, body["DestinationConfig"])
     config.setdefault("DestinationConfig", {})
     config["LastModified"] = time.time()
-    await node.store.put_setting(name, EVENT_INVOKE_CONFIG + qualifier, config)
+    await node.put_setting(name, EVENT_INVOKE_CONFIG + qualifier, config)
     return JSONResponse(_shape(node, name, qualifier, config))
 
 
@@ -112,7 +112,7 @@ async def delete_event_invoke_config(request: Request) -> Response:
             f"The function {node.settings.function_arn(name, qualifier)} doesn't have an"
             " EventInvokeConfig"
         )
-    await node.store.put_setting(name, EVENT_INVOKE_CONFIG + qualifier, None)
+    await node.put_setting(name, EVENT_INVOKE_CONFIG + qualifier, None)
     return Response(status_code=204)
 
 
@@ -123,7 +123,7 @@ async def list_event_invoke_configs(request: Request) -> Response:
     await node.function(name)
     found = [
         _shape(node, name, key.removeprefix(EVENT_INVOKE_CONFIG), value)
-        for (_, key), value in sorted((await node.store.list_settings(name)).items())
+        for (_, key), value in sorted((await node.function_settings(name)).items())
         if key.startswith(EVENT_INVOKE_CONFIG)
     ]
     return JSONResponse({"FunctionEventInvokeConfigs": found})
