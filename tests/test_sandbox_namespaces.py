@@ -95,8 +95,8 @@ def handler(event, context):
         "pids": sorted(int(name) for name in os.listdir("/proc") if name.isdigit()),
         "pid": os.getpid(),
         "init": open("/proc/1/cmdline", "rb").read().split(b"\\0")[0].decode(),
-        "kill": {str(pid): attempt(lambda pid=pid: os.kill(pid, event["signal"]))
-                 for pid in event["pids"]},
+        "kill": {str(pid): attempt(lambda pid=pid, signal=signal: os.kill(pid, signal))
+                 for pid, signal in event["signals"]},
         "task": sorted(os.listdir("/var/task")),
     }
 """
@@ -173,7 +173,9 @@ def test_function_sees_only_its_own_files_and_processes(
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         paths = [str(data_dir), *trees, "/root", "/work", "/home"]
-        event = {"paths": paths, "pids": [os.getpid(), sleeper.pid], "signal": signal.SIGKILL}
+        # The sleeper is expendable; this test's own process is only asked whether it exists.
+        signals = [[sleeper.pid, signal.SIGKILL], [os.getpid(), 0]]
+        event = {"paths": paths, "signals": signals}
         result, response = invoke(lambda_client, name, event)
         assert "FunctionError" not in response, result
         assert sleeper.poll() is None  # still alive

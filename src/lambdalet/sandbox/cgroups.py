@@ -119,15 +119,28 @@ def _write(path: Path, value: str) -> None:
 
 
 def _enable_v2(base: Path, names: list[str]) -> list[str]:
-    """Make ``base/lambdalet`` hand ``names`` to its children; return those it does."""
+    """Make ``base/lambdalet`` hand ``names`` to its children; return those it does.
+
+    A ``base`` that holds processes (other than the root) cannot hand controllers down: the
+    parent is then removed again and nothing is returned.
+    """
+    for name in names:
+        with contextlib.suppress(OSError):
+            _write(base / "cgroup.subtree_control", f"+{name}")
+    offered = (base / "cgroup.subtree_control").read_text().split()
+    names = [name for name in names if name in offered]
+    if not names:
+        return []
     parent = base / PARENT_NAME
     parent.mkdir(exist_ok=True)
-    for directory in (base, parent):
-        for name in names:
-            with contextlib.suppress(OSError):
-                _write(directory / "cgroup.subtree_control", f"+{name}")
+    for name in names:
+        with contextlib.suppress(OSError):
+            _write(parent / "cgroup.subtree_control", f"+{name}")
     enabled = (parent / "cgroup.subtree_control").read_text().split()
-    return [name for name in names if name in enabled]
+    names = [name for name in names if name in enabled]
+    if not names:
+        _remove_if_empty(parent)
+    return names
 
 
 def detect(

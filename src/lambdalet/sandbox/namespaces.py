@@ -273,7 +273,7 @@ class NamespacesSandbox(ProcessSandbox):
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
         isolation = self._backend.isolation
         plan = {
-            "root": str(self._scratch / "root"),
+            "root": str((self._scratch / "root").absolute()),
             "steps": self._layout.steps,
             "hostname": "localhost",
             "namespaces": {name: isolation.available(name) for name in OPTIONAL_NAMESPACES},

@@ -185,7 +185,7 @@ def build_layout(
     needed: list[Path] = []
     program = host_argv[0]
     if program.startswith(str(code_dir) + "/"):
-        layout.host_entry = Path(program)
+        layout.host_entry = Path(program).absolute()
     else:
         needed += interpreter_roots(program)
     # Files the command line names in lambdalet's cache (the Java bootstrap's jar and class
@@ -196,9 +196,10 @@ def build_layout(
                 needed.append(Path(part) if os.path.isdir(part) else Path(part).parent)
     for path in _host_binds(needed, system):
         layout.bind(str(path), str(path))
-    layout.bind(str(code_dir), TASK_DIR)
-    layout.bind(str(opt_dir), OPT_DIR)
-    layout.bind(str(runtime_dir), RUNTIME_DIR)
+    # Absolute: the launcher runs in the code directory, not in the node's.
+    layout.bind(os.path.abspath(code_dir), TASK_DIR)
+    layout.bind(os.path.abspath(opt_dir), OPT_DIR)
+    layout.bind(os.path.abspath(runtime_dir), RUNTIME_DIR)
     # Parents before children: /tmp's tmpfs before an interpreter bound inside it.
     layout.steps.sort(key=_depth)
     return layout
