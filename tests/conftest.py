@@ -20,7 +20,9 @@ ROLE = "arn:aws:iam::000000000000:role/lambdalet-test"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """One node for the whole session (per xdist worker), on SQLite, with a short timeout."""
     data_dir = tmp_path_factory.mktemp("lambdalet-data")
-    with ServerThread(data_dir=data_dir) as running:
+    # The process backend, whatever the environment says: some tests signal the pids handlers
+    # report, which are host pids only there.
+    with ServerThread(data_dir=data_dir, sandbox_backend="process") as running:
         yield running
 
 
