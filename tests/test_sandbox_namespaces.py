@@ -31,7 +31,7 @@ from lambdalet.sandbox.namespaces import (
     isolation_report,
     probe_namespaces,
 )
-from lambdalet.testing import Deploy, ServerThread, code_trees
+from lambdalet.testing import Deploy, ServerThread, code_trees, make_zip
 
 
 def _why_unavailable() -> str | None:
@@ -336,6 +336,28 @@ def test_node_runtime_runs_in_the_sandbox(deploy: Deploy, lambda_client: Any) ->
     result, response = invoke(lambda_client, name, {"k": 1})
     assert "FunctionError" not in response, tail(response)
     assert result == {"uid": 993, "event": {"k": 1}}
+
+
+def test_layers_are_under_opt(deploy: Deploy, lambda_client: Any) -> None:
+    first = lambda_client.publish_layer_version(
+        LayerName="ns-base",
+        Content={"ZipFile": make_zip({"data.txt": "base", "python/shared.py": "WHO = 'base'\n"})},
+    )
+    second = lambda_client.publish_layer_version(
+        LayerName="ns-over", Content={"ZipFile": make_zip({"data.txt": "override"})}
+    )
+    source = """
+import shared
+def handler(event, context):
+    return {"data": open("/opt/data.txt").read(), "who": shared.WHO,
+            "module": shared.__file__}
+"""
+    name = deploy(source, Layers=[first["LayerVersionArn"], second["LayerVersionArn"]])[
+        "FunctionName"
+    ]
+    result, response = invoke(lambda_client, name)
+    assert "FunctionError" not in response, tail(response)
+    assert result == {"data": "override", "who": "base", "module": "/opt/python/shared.py"}
 
 
 def direct_spec(tmp_path: Path, source: str) -> SandboxSpec:
