@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     unreserved_concurrency_minimum: int = Field(
         default=100, description="what reservations must leave to other functions"
     )
+    memory_budget_mb: int = Field(
+        default=0, description="MemorySize all sandboxes may sum to; 0: 3/4 of the machine"
+    )
     burst_sandboxes_per_10s: int = Field(
         default=1000, description="new sandboxes a function may start in 10 s"
     )

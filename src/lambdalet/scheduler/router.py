@@ -79,6 +79,8 @@ class Router:
         self._expires_monotonic: dict[Sandbox, float] = {}
         self._prewarms: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.metrics = Metrics()
+        self.memory_budget_mb = settings.memory_budget_mb or default_memory_budget_mb()
+        self._starting_mb = 0
         self.limiter = ConcurrencyLimiter(
             settings.concurrency_limit,
             settings.unreserved_concurrency_minimum,
@@ -228,7 +230,59 @@ class Router:
         result.init_duration_ms = init_ms
         return self._finish(function, invocation, started_ms, result, [])
 
+    def memory_in_use_mb(self) -> int:
+        """MemorySize summed over live sandboxes and those starting: the node's budget use."""
+        live = {s for pool in self._idle.values() for s in pool} | self._busy
+        live |= {s for members in self._provisioned.values() for s in members}
+        used = sum(s.spec.function.memory_mb for s in live if s.state is not SandboxState.STOPPED)
+        return used + self._starting_mb
+
+    async def _make_room(self, need_mb: int) -> None:
+        """Evict idle sandboxes, least valuable first by the keep-alive policy, until a new one
+        of ``need_mb`` fits the memory budget; TooManyRequestsException if it cannot."""
+        over_mb = self.memory_in_use_mb() + need_mb - self.memory_budget_mb
+        if over_mb <= 0:
+            return
+        now = _monotonic_ms()
+        candidates = sorted(
+            (
+                self.policy.eviction_priority(
+                    (s.spec.function.name, s.spec.function.version),
+                    int(s.last_used_monotonic * 1000),
+                    now,
+                ),
+                id(s),
+                s,
+            )
+            for pool in self._idle.values()
+            for s in pool
+            if s.state is SandboxState.READY
+        )
+        evicted: list[Sandbox] = []
+        for _, _, sandbox in candidates:
+            if over_mb <= 0:
+                break
+            self._idle[sandbox.spec.function.sandbox_key].remove(sandbox)
+            self._expires_monotonic.pop(sandbox, None)
+            evicted.append(sandbox)
+            over_mb -= sandbox.spec.function.memory_mb
+        await asyncio.gather(*(s.stop() for s in evicted), return_exceptions=True)
+        if over_mb > 0:
+            raise TooManyRequestsException(
+                f"Rate Exceeded. The node's memory budget of {self.memory_budget_mb} MB is held"
+                " by running sandboxes; retry later or raise LAMBDALET_MEMORY_BUDGET_MB",
+                Reason="ConcurrentInvocationLimitExceeded",
+            )
+
     async def _start_sandbox(self, function: FunctionConfig) -> Sandbox:
+        await self._make_room(function.memory_mb)
+        self._starting_mb += function.memory_mb
+        try:
+            return await self._create_sandbox(function)
+        finally:
+            self._starting_mb -= function.memory_mb
+
+    async def _create_sandbox(self, function: FunctionConfig) -> Sandbox:
         opt_dir = self._empty_opt_dir
         if function.layers:
             layer_shas = [ref.code_sha256_hex for ref in function.layers]
@@ -392,6 +446,13 @@ class Router:
             self._expires_monotonic.pop(sandbox, None)
         await asyncio.gather(*(s.stop() for s in expired), return_exceptions=True)
         return len(expired)
+
+
+def default_memory_budget_mb() -> int:
+    """Three quarters of the machine's memory, for sandboxes (the rest for the node and OS)."""
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        total_kb = int(meminfo.readline().split()[1])
+    return total_kb * 3 // 4 // 1024
 
 
 def _monotonic_ms() -> int:
