@@ -321,6 +321,30 @@ def schedule_remove(
     console.print(f"deleted schedule {escape(name)}")
 
 
+@app.command()
+def doctor() -> None:
+    """Say which runtimes and which sandbox isolation this host offers; exit 1 if any is off."""
+    from lambdalet.config import Settings
+    from lambdalet.sandbox.namespaces import isolation_report
+
+    settings = Settings()
+    runtimes = Table("Runtime", "Runs with")
+    for runtime_id, program in sorted(settings.runtimes.items()):
+        runtimes.add_row(runtime_id, program)
+    console.print(runtimes)
+    isolation = Table("Isolation (namespaces backend)", "Active", "Detail")
+    missing = 0
+    for feature, active, detail in isolation_report():
+        missing += not active
+        mark = "[green]yes[/green]" if active else "[bold red]NO[/bold red]"
+        isolation.add_row(feature, mark, detail)
+    console.print(isolation)
+    console.print(f"sandbox backend in use: [bold]{settings.sandbox_backend}[/bold]")
+    if missing:
+        errors.print(f"[bold red]{missing} isolation feature(s) are off on this host[/bold red]")
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``lambdalet`` console script."""
     app()
