@@ -193,3 +193,19 @@ def test_layer_mistakes_are_refused(
     with pytest.raises(ClientError) as caught:
         raw_client.publish_layer_version(LayerName="bad name!", Content={"ZipFile": b"x"})
     assert error_of(caught)[:2] == ("ValidationException", 400)
+
+
+def test_code_and_layers_together_must_fit_the_unzipped_limit(
+    deploy: Deploy, lambda_client: Any, layer_name: str
+) -> None:
+    # Zeros compress to almost nothing: 150 MB + 120 MB unzipped are small zips.
+    big_layer = publish(lambda_client, layer_name, {"data/zeros.bin": bytes(150 * 1024 * 1024)})
+    with pytest.raises(ClientError) as caught:
+        deploy(
+            "def handler(e, c):\n    return 1\n",
+            files={"zeros.bin": bytes(120 * 1024 * 1024)},
+            Layers=[big_layer["LayerVersionArn"]],
+        )
+    code, status, message = error_of(caught)
+    assert (code, status) == ("InvalidParameterValueException", 400)
+    assert "Function code combined with layers exceeds the maximum allowed size" in message
