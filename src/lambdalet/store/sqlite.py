@@ -46,6 +46,7 @@ from lambdalet.store.codec import (
 )
 from lambdalet.store.sqlite_queues import SqliteQueues
 from lambdalet.store.sqlite_schedules import SqliteSchedules
+from lambdalet.store.sqlite_transaction import transaction
 
 T = TypeVar("T")
 
@@ -86,11 +87,10 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             current = db.execute("PRAGMA user_version").fetchone()[0]
             for number, sql in migrations():
                 if number > current:
-                    db.execute("BEGIN IMMEDIATE")
-                    for statement in filter(str.strip, sql.split(";")):
-                        db.execute(statement)
-                    db.execute(f"PRAGMA user_version={number}")
-                    db.execute("COMMIT")
+                    with transaction(db):
+                        for statement in filter(str.strip, sql.split(";")):
+                            db.execute(statement)
+                        db.execute(f"PRAGMA user_version={number}")
             self._db = db
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -170,8 +170,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
 
     async def delete_function(self, name: str) -> FunctionConfig | None:
         def delete(db: sqlite3.Connection) -> FunctionConfig | None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 row = db.execute("SELECT config FROM functions WHERE name = ?", (name,)).fetchone()
                 if row is not None:
                     for table, column in (
@@ -183,23 +182,14 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                         ("async_events", "function_name"),
                     ):
                         db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return function_from_json(row[0]) if row else None
 
         return await self._run(delete)
 
     async def publish_version(self, name: str, description: str | None) -> FunctionConfig:
         def publish(db: sqlite3.Connection) -> FunctionConfig:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 published = self._publish(db, name, description)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return published
 
         return await self._run(publish)
@@ -257,8 +247,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
 
     async def delete_version(self, name: str, version: int) -> FunctionConfig | None:
         def delete(db: sqlite3.Connection) -> FunctionConfig | None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 for (text,) in db.execute(
                     "SELECT config FROM aliases WHERE function_name = ?", (name,)
                 ).fetchall():
@@ -272,18 +261,13 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                     "DELETE FROM function_versions WHERE name = ? AND version = ? RETURNING config",
                     (name, version),
                 ).fetchone()
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return function_from_json(row[0]) if row else None
 
         return await self._run(delete)
 
     async def put_alias(self, alias: Alias, expected_revision_id: str | None) -> None:
         def put(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 row = db.execute(
                     "SELECT config FROM aliases WHERE function_name = ? AND name = ?",
                     (alias.function_name, alias.name),
@@ -302,10 +286,6 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                     "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
                     (alias.function_name, alias.name, alias_to_json(alias)),
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
         await self._run(put)
 
@@ -381,8 +361,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
 
     async def publish_layer_version(self, layer: LayerVersion) -> LayerVersion:
         def insert(db: sqlite3.Connection) -> LayerVersion:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 db.execute(
                     "INSERT INTO layers VALUES (?, 1) ON CONFLICT (name)"
                     " DO UPDATE SET latest_version = latest_version + 1",
@@ -401,10 +380,6 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                         layer_to_json(published),
                     ),
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return published
 
         return await self._run(insert)
@@ -440,8 +415,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
 
     async def update_layer_version(self, layer: LayerVersion, expected_revision_id: str) -> None:
         def update(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 row = db.execute(
                     "SELECT config FROM layer_versions WHERE name = ? AND version = ?",
                     (layer.name, layer.version),
@@ -458,10 +432,6 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                     "UPDATE layer_versions SET config = ? WHERE name = ? AND version = ?",
                     (layer_to_json(layer), layer.name, layer.version),
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
         await self._run(update)
 
@@ -485,8 +455,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
 
     async def record(self, invocations: list[InvocationRecord], logs: list[LogEvent]) -> None:
         def insert(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN")
-            try:
+            with transaction(db, "DEFERRED"):
                 db.executemany(
                     "INSERT INTO invocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [invocation_row(record) for record in invocations],
@@ -496,10 +465,6 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                     " VALUES (?, ?, ?, ?)",
                     [(e.function_name, e.request_id, e.at_unix_ms, e.message) for e in logs],
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
         await self._run(insert)
 
@@ -544,8 +509,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
 
     async def claim_events(self, limit: int) -> list[AsyncEvent]:
         def claim(db: sqlite3.Connection) -> list[AsyncEvent]:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 rows = db.execute(
                     "SELECT id, function_name, qualifier, payload, request_id,"
                     " accepted_unix_ms, attempts FROM async_events"
@@ -557,10 +521,6 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                     " WHERE id = ?",
                     [(row[0],) for row in rows],
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return [
                 AsyncEvent(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], row[6] + 1)
                 for row in rows

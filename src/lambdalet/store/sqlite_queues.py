@@ -25,6 +25,7 @@ from lambdalet.queues.models import (
     Receipt,
     Received,
 )
+from lambdalet.store.sqlite_transaction import transaction
 
 T = TypeVar("T")
 
@@ -55,14 +56,8 @@ def _message(row: tuple[Any, ...]) -> QueueMessage:
 
 
 def _in_transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work()
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return result
+    with transaction(db):
+        return work()
 
 
 def _missing(name: str) -> QueueDoesNotExist:
