@@ -23,7 +23,9 @@ from lambdalet.api.layers import parse_layer_version_arn
 from lambdalet.api.requests import (
     FUNCTION_NAME,
     json_object,
+    max_items,
     node_of,
+    page_after,
     parse_function_name,
     require_range,
     require_string,
@@ -273,15 +275,10 @@ async def get_function_configuration(request: Request) -> Response:
 async def list_functions(request: Request) -> Response:
     """ListFunctions: GET /2015-03-31/functions, paginated by Marker and MaxItems."""
     node = node_of(request)
-    raw_max = request.query_params.get("MaxItems", "50")
-    if not raw_max.isdigit():
-        raise ValidationException(
-            f"MaxItems must be an integer between 1 and 10000, not '{raw_max}'"
-        )
-    max_items = require_range(int(raw_max), "maxItems", 1, 10000)
+    limit = max_items(request, 10000)
     marker = request.query_params.get("Marker") or None
-    found = await node.store.list_functions(marker, max_items + 1)
-    page = found[:max_items]
+    found = await node.store.list_functions(marker, limit + 1)
+    page = found[:limit]
     configs = list(page)
     if request.query_params.get("FunctionVersion") == "ALL":
         configs = []
@@ -290,7 +287,7 @@ async def list_functions(request: Request) -> Response:
     result: dict[str, Any] = {
         "Functions": [shapes.function_configuration(c, node.settings) for c in configs]
     }
-    if len(found) > max_items:
+    if len(found) > limit:
         result["NextMarker"] = page[-1].name
     return JSONResponse(result)
 
@@ -396,18 +393,12 @@ async def list_versions_by_function(request: Request) -> Response:
     """ListVersionsByFunction: $LATEST then every published version, paginated."""
     node, latest = await _target(request, latest_only=True)
     versions = [latest, *await node.store.list_versions(latest.name)]
-    raw_max = request.query_params.get("MaxItems", "50")
-    max_items = require_range(int(raw_max) if raw_max.isdigit() else -1, "maxItems", 1, 10000)
-    marker = request.query_params.get("Marker")
-    if marker:
-        names = [v.version for v in versions]
-        versions = versions[names.index(marker) + 1 :] if marker in names else []
-    page = versions[:max_items]
+    page, next_marker = page_after(request, versions, lambda v: v.version, 10000)
     result: dict[str, Any] = {
         "Versions": [shapes.function_configuration(v, node.settings) for v in page]
     }
-    if len(versions) > max_items:
-        result["NextMarker"] = page[-1].version
+    if next_marker:
+        result["NextMarker"] = next_marker
     return JSONResponse(result)
 
 

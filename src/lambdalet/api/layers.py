@@ -19,7 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lambdalet.api.code import collect_code, keep_zip
-from lambdalet.api.requests import json_object, node_of, require_range, require_string
+from lambdalet.api.requests import (
+    json_object,
+    node_of,
+    page_after,
+    require_string,
+)
 from lambdalet.api.shapes import aws_timestamp
 from lambdalet.config import Settings
 from lambdalet.errors import (
@@ -179,7 +184,7 @@ async def list_layers_or_find(request: Request) -> Response:
     runtime = request.query_params.get("CompatibleRuntime")
     if runtime:
         newest = [layer for layer in newest if runtime in layer.compatible_runtimes]
-    page, next_marker = _page(request, newest, lambda layer: layer.name)
+    page, next_marker = page_after(request, newest, lambda layer: layer.name, 50)
     result: dict[str, Any] = {
         "Layers": [
             {
@@ -195,21 +200,6 @@ async def list_layers_or_find(request: Request) -> Response:
     return JSONResponse(result)
 
 
-def _page(
-    request: Request, items: list[LayerVersion], key: Any
-) -> tuple[list[LayerVersion], str | None]:
-    raw_max = request.query_params.get("MaxItems", "50")
-    if not raw_max.isdigit():
-        raise ValidationException(f"MaxItems must be an integer between 1 and 50, not '{raw_max}'")
-    max_items = require_range(int(raw_max), "maxItems", 1, 50)
-    marker = request.query_params.get("Marker")
-    if marker:
-        keys = [str(key(item)) for item in items]
-        items = items[keys.index(marker) + 1 :] if marker in keys else []
-    page = items[:max_items]
-    return page, (str(key(page[-1])) if len(items) > max_items else None)
-
-
 async def list_layer_versions(request: Request) -> Response:
     """ListLayerVersions: GET /2018-10-31/layers/{LayerName}/versions."""
     node = node_of(request)
@@ -218,7 +208,7 @@ async def list_layer_versions(request: Request) -> Response:
     runtime = request.query_params.get("CompatibleRuntime")
     if runtime:
         versions = [layer for layer in versions if runtime in layer.compatible_runtimes]
-    page, next_marker = _page(request, versions, lambda layer: layer.version)
+    page, next_marker = page_after(request, versions, lambda layer: layer.version, 50)
     result: dict[str, Any] = {"LayerVersions": [version_item(v, node.settings) for v in page]}
     if next_marker:
         result["NextMarker"] = next_marker

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -16,6 +17,8 @@ from lambdalet.errors import (
     ValidationException,
 )
 from lambdalet.node import Node
+
+T = TypeVar("T")
 
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ACCEPTED_MEDIA_TYPES = frozenset(
@@ -107,6 +110,27 @@ def parse_function_name(raw: str) -> tuple[str, str | None]:
             "(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
         )
     return name, qualifier
+
+
+def max_items(request: Request, high: int) -> int:
+    """The MaxItems query parameter (default 50), an integer from 1 to ``high``."""
+    raw = request.query_params.get("MaxItems", "50")
+    if not raw.isdigit():
+        raise ValidationException(f"MaxItems must be an integer between 1 and {high}, not '{raw}'")
+    return require_range(int(raw), "maxItems", 1, high)
+
+
+def page_after(
+    request: Request, items: list[T], key: Callable[[T], object], high: int
+) -> tuple[list[T], str | None]:
+    """The page of ``items`` after the request's Marker (a key), and the next page's Marker."""
+    limit = max_items(request, high)
+    marker = request.query_params.get("Marker")
+    if marker:
+        keys = [str(key(item)) for item in items]
+        items = items[keys.index(marker) + 1 :] if marker in keys else []
+    page = items[:limit]
+    return page, (str(key(page[-1])) if len(items) > limit else None)
 
 
 def require_range(value: Any, field: str, low: int, high: int) -> int:
