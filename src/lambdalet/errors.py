@@ -51,6 +51,14 @@ class PreconditionFailedException(AwsError):
     code = "PreconditionFailedException"
     status = 412
 
+    @classmethod
+    def stale_revision(cls, read_with: str) -> PreconditionFailedException:
+        """The error for a stale RevisionId, naming the call that reads the current one."""
+        return cls(
+            "The Revision Id provided does not match the latest Revision Id."
+            f" Call the {read_with} API to retrieve the latest Revision Id"
+        )
+
 
 class InvalidParameterValueException(AwsError):
     """Raised when a parameter is well-formed but its value cannot be used."""

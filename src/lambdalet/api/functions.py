@@ -295,10 +295,7 @@ async def list_functions(request: Request) -> Response:
 def _check_revision(body: dict[str, Any], config: FunctionConfig) -> str:
     expected = body.get("RevisionId")
     if expected is not None and expected != config.revision_id:
-        raise PreconditionFailedException(
-            "The Revision Id provided does not match the latest Revision Id. "
-            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-        )
+        raise PreconditionFailedException.stale_revision("GetFunction/GetAlias")
     return config.revision_id
 
 

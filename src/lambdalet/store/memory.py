@@ -70,10 +70,7 @@ class MemoryStore(MemorySchedules, MemoryQueues):
         if current is None:
             raise ResourceNotFoundException(f"Function not found: {config.name}")
         if current.revision_id != expected_revision_id:
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-            )
+            raise PreconditionFailedException.stale_revision("GetFunction/GetAlias")
         self._functions[config.name] = config
 
     async def delete_function(self, name: str) -> FunctionConfig | None:
@@ -131,10 +128,7 @@ class MemoryStore(MemorySchedules, MemoryQueues):
             if current is None:
                 raise ResourceNotFoundException(f"Alias not found: {alias.name}")
             if current.revision_id != expected_revision_id:
-                raise PreconditionFailedException(
-                    "The Revision Id provided does not match the latest Revision Id."
-                    " Call the GetAlias API to retrieve the latest Revision Id"
-                )
+                raise PreconditionFailedException.stale_revision("GetAlias")
         aliases[alias.name] = alias
 
     async def get_alias(self, function_name: str, name: str) -> Alias | None:
@@ -193,9 +187,7 @@ class MemoryStore(MemorySchedules, MemoryQueues):
                 f"Layer version {layer.name}:{layer.version} does not exist."
             )
         if current.policy_revision_id != expected_revision_id:
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id."
-            )
+            raise PreconditionFailedException.stale_revision("GetLayerVersionPolicy")
         self._layers[(layer.name, layer.version)] = layer
 
     async def delete_layer_version(self, name: str, version: int) -> LayerVersion | None:

@@ -161,10 +161,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             exists = db.execute("SELECT 1 FROM functions WHERE name = ?", (config.name,))
             if exists.fetchone() is None:
                 raise ResourceNotFoundException(f"Function not found: {config.name}")
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-            )
+            raise PreconditionFailedException.stale_revision("GetFunction/GetAlias")
 
         await self._run(update)
 
@@ -278,10 +275,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                     if row is None:
                         raise ResourceNotFoundException(f"Alias not found: {alias.name}")
                     if alias_from_json(row[0]).revision_id != expected_revision_id:
-                        raise PreconditionFailedException(
-                            "The Revision Id provided does not match the latest Revision Id."
-                            " Call the GetAlias API to retrieve the latest Revision Id"
-                        )
+                        raise PreconditionFailedException.stale_revision("GetAlias")
                 db.execute(
                     "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
                     (alias.function_name, alias.name, alias_to_json(alias)),
@@ -425,9 +419,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                         f"Layer version {layer.name}:{layer.version} does not exist."
                     )
                 if layer_from_json(row[0]).policy_revision_id != expected_revision_id:
-                    raise PreconditionFailedException(
-                        "The Revision Id provided does not match the latest Revision Id."
-                    )
+                    raise PreconditionFailedException.stale_revision("GetLayerVersionPolicy")
                 db.execute(
                     "UPDATE layer_versions SET config = ? WHERE name = ? AND version = ?",
                     (layer_to_json(layer), layer.name, layer.version),
