@@ -14,7 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lambdalet.api import shapes
-from lambdalet.api.requests import json_object, node_of, parse_function_name, require_string
+from lambdalet.api.requests import (
+    existing_function,
+    json_object,
+    require_string,
+)
 from lambdalet.errors import (
     InvalidParameterValueException,
     ResourceNotFoundException,
@@ -24,13 +28,6 @@ from lambdalet.models import LATEST, Alias
 from lambdalet.node import Node
 
 ALIAS_NAME = re.compile(r"(?!^[0-9]+$)([a-zA-Z0-9-_]+)")
-
-
-async def _function_name(request: Request) -> tuple[Node, str]:
-    node = node_of(request)
-    name, _ = parse_function_name(request.path_params["function_name"])
-    await node.function(name)
-    return node, name
 
 
 async def _check_version(node: Node, function_name: str, version: Any, field: str) -> str:
@@ -76,7 +73,7 @@ async def _routing(node: Node, function_name: str, body: dict[str, Any], primary
 
 async def create_alias(request: Request) -> Response:
     """CreateAlias: POST /2015-03-31/functions/{FunctionName}/aliases."""
-    node, function_name = await _function_name(request)
+    node, function_name = await existing_function(request)
     body = await json_object(request, 64 * 1024, "CreateAlias")
     name = require_string(body.get("Name"), "name", 128)
     if not ALIAS_NAME.fullmatch(name):
@@ -101,7 +98,7 @@ async def create_alias(request: Request) -> Response:
 
 
 async def _alias(request: Request) -> tuple[Node, Alias]:
-    node, function_name = await _function_name(request)
+    node, function_name = await existing_function(request)
     name = request.path_params["alias_name"]
     alias = await node.store.get_alias(function_name, name)
     if alias is None:
@@ -143,14 +140,14 @@ async def update_alias(request: Request) -> Response:
 
 async def delete_alias(request: Request) -> Response:
     """DeleteAlias: 204, whether or not the alias existed, as AWS answers."""
-    node, function_name = await _function_name(request)
+    node, function_name = await existing_function(request)
     await node.store.delete_alias(function_name, request.path_params["alias_name"])
     return Response(status_code=204)
 
 
 async def list_aliases(request: Request) -> Response:
     """ListAliases: GET /2015-03-31/functions/{FunctionName}/aliases."""
-    node, function_name = await _function_name(request)
+    node, function_name = await existing_function(request)
     aliases = await node.store.list_aliases(function_name)
     version = request.query_params.get("FunctionVersion")
     if version:

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from lambdalet.api import aliases, concurrency, event_invoke, functions, layers, scheduler
 from lambdalet.api.invoke import invoke
-from lambdalet.api.requests import node_of, parse_function_name
+from lambdalet.api.requests import existing_function, node_of
 from lambdalet.errors import (
     AwsError,
     ResourceNotFoundException,
@@ -93,9 +93,7 @@ async def download_code(request: Request) -> Response:
 
 async def read_logs(request: Request) -> Response:
     """A function's log lines after a given id: what ``lambdalet logs --follow`` polls."""
-    node = node_of(request)
-    name, _ = parse_function_name(request.path_params["function_name"])
-    await node.function(name)
+    node, name = await existing_function(request)
     after_id = int(request.query_params.get("after_id", "0") or 0)
     limit = min(int(request.query_params.get("limit", "1000") or 1000), 10000)
     events = await node.store.read_logs(name, after_id, limit)

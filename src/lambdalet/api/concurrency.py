@@ -13,7 +13,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from lambdalet.api.requests import json_object, node_of, parse_function_name, require_range
+from lambdalet.api.requests import (
+    existing_function,
+    json_object,
+    require_range,
+)
 from lambdalet.api.shapes import aws_timestamp
 from lambdalet.errors import (
     InvalidParameterValueException,
@@ -21,19 +25,11 @@ from lambdalet.errors import (
     ValidationException,
 )
 from lambdalet.models import LATEST
-from lambdalet.node import Node
-
-
-async def _function(request: Request) -> tuple[Node, str]:
-    node = node_of(request)
-    name, _ = parse_function_name(request.path_params["function_name"])
-    await node.function(name)
-    return node, name
 
 
 async def put_function_concurrency(request: Request) -> Response:
     """PutFunctionConcurrency: PUT /2017-10-31/functions/{FunctionName}/concurrency."""
-    node, name = await _function(request)
+    node, name = await existing_function(request)
     body = await json_object(request, 64 * 1024, "PutFunctionConcurrency")
     if "ReservedConcurrentExecutions" not in body:
         raise ValidationException("ReservedConcurrentExecutions is required")
@@ -49,14 +45,14 @@ async def put_function_concurrency(request: Request) -> Response:
 
 async def get_function_concurrency(request: Request) -> Response:
     """GetFunctionConcurrency: GET /2019-09-30/functions/{FunctionName}/concurrency."""
-    node, name = await _function(request)
+    node, name = await existing_function(request)
     value = await node.reserved_concurrency(name)
     return JSONResponse({} if value is None else {"ReservedConcurrentExecutions": value})
 
 
 async def delete_function_concurrency(request: Request) -> Response:
     """DeleteFunctionConcurrency: DELETE /2017-10-31/functions/{FunctionName}/concurrency."""
-    node, name = await _function(request)
+    node, name = await existing_function(request)
     await node.set_reserved_concurrency(name, None)
     return Response(status_code=204)
 
@@ -87,7 +83,7 @@ def _config_shape(entry: dict[str, Any]) -> dict[str, Any]:
 
 async def put_provisioned_concurrency(request: Request) -> Response:
     """PutProvisionedConcurrencyConfig: PUT .../provisioned-concurrency?Qualifier=..."""
-    node, name = await _function(request)
+    node, name = await existing_function(request)
     qualifier = _qualifier(request)
     body = await json_object(request, 64 * 1024, "PutProvisionedConcurrencyConfig")
     count = require_range(
@@ -109,7 +105,7 @@ async def put_provisioned_concurrency(request: Request) -> Response:
 
 async def get_provisioned_concurrency(request: Request) -> Response:
     """GetProvisionedConcurrencyConfig, or ListProvisionedConcurrencyConfigs with List=ALL."""
-    node, name = await _function(request)
+    node, name = await existing_function(request)
     configs = await node.provisioned_concurrency(name)
     if request.query_params.get("List") == "ALL":
         return JSONResponse(
@@ -130,7 +126,7 @@ async def get_provisioned_concurrency(request: Request) -> Response:
 
 async def delete_provisioned_concurrency(request: Request) -> Response:
     """DeleteProvisionedConcurrencyConfig: DELETE .../provisioned-concurrency?Qualifier=..."""
-    node, name = await _function(request)
+    node, name = await existing_function(request)
     qualifier = _qualifier(request)
     if qualifier not in await node.provisioned_concurrency(name):
         raise ProvisionedConcurrencyConfigNotFoundException(

@@ -13,7 +13,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from lambdalet.api.requests import json_object, node_of, parse_function_name, require_range
+from lambdalet.api.requests import (
+    existing_function,
+    json_object,
+    node_of,
+    parse_function_name,
+    require_range,
+)
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.models import LATEST
 from lambdalet.node import EVENT_INVOKE_CONFIG, Node, destination_function
@@ -118,9 +124,7 @@ async def delete_event_invoke_config(request: Request) -> Response:
 
 async def list_event_invoke_configs(request: Request) -> Response:
     """ListFunctionEventInvokeConfigs."""
-    node = node_of(request)
-    name, _ = parse_function_name(request.path_params["function_name"])
-    await node.function(name)
+    node, name = await existing_function(request)
     found = [
         _shape(node, name, key.removeprefix(EVENT_INVOKE_CONFIG), value)
         for (_, key), value in sorted((await node.function_settings(name)).items())

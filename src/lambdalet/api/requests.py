@@ -41,6 +41,15 @@ def node_of(request: Request) -> Node:
     return node
 
 
+async def existing_function(request: Request) -> tuple[Node, str]:
+    """The node and the name of the function the path names; ResourceNotFoundException if it
+    does not exist."""
+    node = node_of(request)
+    name, _ = parse_function_name(request.path_params["function_name"])
+    await node.function(name)
+    return node, name
+
+
 def check_media_type(request: Request) -> None:
     """Refuse a body that says it is neither JSON nor raw bytes."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
