@@ -14,7 +14,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from lambdalet.testing import Deploy, ServerThread
+from lambdalet.testing import Deploy, ServerThread, invoke, tail
 
 CONTEXT = """
 import os
@@ -45,17 +45,6 @@ def handler(event, context):
         "cwd": os.getcwd(),
     }
 """
-
-
-def invoke(client: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[Any, Any]:
-    """Invoke and return (decoded payload, whole response)."""
-    body = json.dumps(payload if payload is not None else {})
-    response = client.invoke(FunctionName=name, Payload=body, **kwargs)
-    return json.loads(response["Payload"].read()), response
-
-
-def tail(response: Any) -> str:
-    return base64.b64decode(response["LogResult"]).decode()
 
 
 def test_context_environment_and_warm_state(deploy: Deploy, lambda_client: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from lambdalet.runtime import java
-from lambdalet.testing import Deploy, make_zip
+from lambdalet.testing import Deploy, invoke, make_zip, tail
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(tool) is None for tool in ("java", "javac", "jar")),
@@ -473,17 +473,6 @@ def deploy_java(
     """Create a Java function from ``files``; return its name."""
     name: str = deploy(files=files, handler=handler, runtime=runtime, **settings)["FunctionName"]
     return name
-
-
-def invoke(client: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[Any, Any]:
-    """Invoke and return (decoded payload, whole response)."""
-    body = json.dumps(payload if payload is not None else {})
-    response = client.invoke(FunctionName=name, Payload=body, **kwargs)
-    return json.loads(response["Payload"].read()), response
-
-
-def tail(response: Any) -> str:
-    return base64.b64decode(response["LogResult"]).decode()
 
 
 @pytest.mark.parametrize("runtime", JAVA_RUNTIMES)

@@ -9,7 +9,6 @@ is missing; a program that does not build fails its tests.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from lambdalet.testing import Deploy
+from lambdalet.testing import Deploy, tail
 
 EXECUTABLE = 0o100755
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -111,10 +110,6 @@ def build(language: Language, work: Path) -> bytes:
         f"{' '.join(argv)} failed ({built.returncode}):\n{built.stdout}{built.stderr}"
     )
     return output.read_bytes()
-
-
-def tail(response: dict[str, Any]) -> str:
-    return base64.b64decode(response["LogResult"]).decode()
 
 
 def check_warm_invocations_and_errors(lambda_client: Any, name: str, language: Language) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from lambdalet.testing import Deploy, make_zip
+from lambdalet.testing import Deploy, invoke, make_zip, tail
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None, reason="the Node.js runtimes need node on PATH"
@@ -59,17 +59,6 @@ exports.handler = async (event, context) => {
   };
 };
 """
-
-
-def invoke(client: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[Any, Any]:
-    """Invoke and return (decoded payload, whole response)."""
-    body = json.dumps(payload if payload is not None else {})
-    response = client.invoke(FunctionName=name, Payload=body, **kwargs)
-    return json.loads(response["Payload"].read()), response
-
-
-def tail(response: Any) -> str:
-    return base64.b64decode(response["LogResult"]).decode()
 
 
 def deploy_node(

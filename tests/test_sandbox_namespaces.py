@@ -6,7 +6,6 @@ must still run."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
 import os
@@ -31,7 +30,7 @@ from lambdalet.sandbox.namespaces import (
     isolation_report,
     probe_namespaces,
 )
-from lambdalet.testing import Deploy, ServerThread, code_trees, make_zip
+from lambdalet.testing import Deploy, ServerThread, code_trees, make_zip, tail
 
 
 def _why_unavailable() -> str | None:
@@ -119,10 +118,6 @@ def lambda_client(server: ServerThread) -> Any:
 def invoke(client: Any, name: str, payload: Any = None) -> tuple[Any, Any]:
     response = client.invoke(FunctionName=name, Payload=json.dumps(payload or {}), LogType="Tail")
     return json.loads(response["Payload"].read()), response
-
-
-def tail(response: Any) -> str:
-    return base64.b64decode(response["LogResult"]).decode()
 
 
 def assert_still_serving(deploy: Deploy, client: Any) -> None:

@@ -8,7 +8,9 @@ sockets with boto3, the AWS CLI or httpx.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import json
 import socket
 import threading
 import zipfile
@@ -40,6 +42,18 @@ def make_zip(files: dict[str, str | bytes], *, modes: dict[str, int] | None = No
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, content)
     return buffer.getvalue()
+
+
+def invoke(client: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    """Invoke with a boto3 Lambda client; return (decoded payload, whole response)."""
+    body = json.dumps(payload if payload is not None else {})
+    response = client.invoke(FunctionName=name, Payload=body, **kwargs)
+    return json.loads(response["Payload"].read()), response
+
+
+def tail(response: Any) -> str:
+    """The log tail of an Invoke response made with LogType="Tail"."""
+    return base64.b64decode(response["LogResult"]).decode()
 
 
 def code_trees(data_dir: Path) -> set[Path]:
