@@ -164,3 +164,39 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
     run(scenario())
     mode = sqlite3.connect(tmp_path / "wal.db").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_resources(make_store: StoreFactory, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.open()
+        assert await store.insert_resource("api", "a1", {"name": "one"})
+        assert not await store.insert_resource("api", "a1", {"name": "other"})
+        assert await store.insert_resource("route", "a1/r1", {"key": "GET /"})
+        assert await store.insert_resource("route", "a1/r2", {"key": "POST /"})
+        assert await store.insert_resource("route", "a10/r1", {"key": "ANY /"})
+        assert await store.get_resource("api", "a1") == {"name": "one"}
+        assert await store.get_resource("api", "nope") is None
+        assert await store.get_resource("route", "a1") is None  # kinds are separate
+        listed = await store.list_resources("route", "a1/")
+        assert listed == [("a1/r1", {"key": "GET /"}), ("a1/r2", {"key": "POST /"})]
+        assert len(await store.list_resources("route")) == 3
+        assert await store.replace_resource("api", "a1", {"name": "renamed"})
+        assert not await store.replace_resource("api", "ghost", {"name": "x"})
+        assert await store.get_resource("api", "ghost") is None
+        value = await store.get_resource("api", "a1")
+        assert value == {"name": "renamed"}
+        value["name"] = "mutated"  # a copy: the store is not changed through it
+        assert await store.get_resource("api", "a1") == {"name": "renamed"}
+        assert await store.delete_resources("route", "a1/") == 2
+        assert await store.list_resources("route") == [("a10/r1", {"key": "ANY /"})]
+        assert await store.delete_resource("api", "a1") == {"name": "renamed"}
+        assert await store.delete_resource("api", "a1") is None
+        await store.close()
+        if isinstance(store, SqliteStore):  # durable across a reopen
+            reopened = SqliteStore(store.path)
+            await reopened.open()
+            assert await reopened.list_resources("route") == [("a10/r1", {"key": "ANY /"})]
+            await reopened.close()
+
+    run(scenario())

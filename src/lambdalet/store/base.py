@@ -222,3 +222,25 @@ class Store(Protocol):
 
     async def next_queue_message_visible_at(self, name: str, at_unix_ms: int) -> int | None:
         """When the next message of a queue that is hidden now becomes visible, if any."""
+
+    # Resources: JSON documents by kind and key, for the services whose objects are not
+    # functions (topics and subscriptions, event source mappings, function URLs, HTTP APIs).
+    # Keys may be paths ("api-id/route-id") so that one prefix lists or deletes a family.
+
+    async def insert_resource(self, kind: str, key: str, value: dict[str, Any]) -> bool:
+        """Add a resource; False (and nothing changed) if one of that kind and key exists."""
+
+    async def replace_resource(self, kind: str, key: str, value: dict[str, Any]) -> bool:
+        """Replace an existing resource; False (and nothing changed) if there is none."""
+
+    async def get_resource(self, kind: str, key: str) -> dict[str, Any] | None:
+        """A resource, or None."""
+
+    async def list_resources(self, kind: str, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """(key, value) of the resources of a kind whose keys start with ``prefix``, by key."""
+
+    async def delete_resource(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Remove a resource; what it was, or None if there was none."""
+
+    async def delete_resources(self, kind: str, prefix: str) -> int:
+        """Remove every resource of a kind whose key starts with ``prefix``; how many."""

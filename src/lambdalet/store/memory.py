@@ -24,13 +24,14 @@ from lambdalet.models import (
 )
 from lambdalet.store.codec import code_shas
 from lambdalet.store.memory_queues import MemoryQueues
+from lambdalet.store.memory_resources import MemoryResources
 from lambdalet.store.memory_schedules import MemorySchedules
 
 
-# MemorySchedules first: its __init__ calls on to MemoryQueues'.
-class MemoryStore(MemorySchedules, MemoryQueues):
+# The mixins' __init__s call on to each other's, in this order.
+class MemoryStore(MemorySchedules, MemoryQueues, MemoryResources):
     """The Store interface on dictionaries and lists (queues: see ``memory_queues``,
-    schedules: ``memory_schedules``)."""
+    schedules: ``memory_schedules``, resources: ``memory_resources``)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -24,6 +24,7 @@ class MemoryQueues:
     """Store methods for queues, on this process's memory."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._sqs_queues: dict[str, Queue] = {}
         self._sqs_messages: dict[str, dict[int, QueueMessage]] = {}  # by queue, then seq
         self._sqs_seqs = itertools.count(1)

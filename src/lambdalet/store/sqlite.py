@@ -45,6 +45,7 @@ from lambdalet.store.codec import (
     layer_to_json,
 )
 from lambdalet.store.sqlite_queues import SqliteQueues
+from lambdalet.store.sqlite_resources import SqliteResources
 from lambdalet.store.sqlite_schedules import SqliteSchedules
 from lambdalet.store.sqlite_transaction import transaction
 
@@ -60,9 +61,9 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteStore(SqliteQueues, SqliteSchedules):
+class SqliteStore(SqliteQueues, SqliteSchedules, SqliteResources):
     """The Store interface on a SQLite database file (queues: see ``sqlite_queues``,
-    schedules: ``sqlite_schedules``)."""
+    schedules: ``sqlite_schedules``, resources: ``sqlite_resources``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
