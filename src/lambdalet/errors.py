@@ -177,6 +177,11 @@ class QueueDoesNotExist(QueueError):
     code = "AWS.SimpleQueueService.NonExistentQueue"
     shape = "QueueDoesNotExist"
 
+    @classmethod
+    def missing(cls) -> QueueDoesNotExist:
+        """The error for a queue that is not there, in AWS's words (which name no queue)."""
+        return cls("The specified queue does not exist.")
+
 
 class QueueNameExists(QueueError):
     """Raised when CreateQueue names an existing queue with different attributes."""

@@ -129,7 +129,7 @@ class QueueService:
         """The queue a URL, ARN or name stands for; QueueDoesNotExist if there is none."""
         queue = await self.store.get_queue(self.queue_name(reference))
         if queue is None:
-            raise QueueDoesNotExist("The specified queue does not exist.")
+            raise QueueDoesNotExist.missing()
         return queue
 
     async def _exists(self, name: str) -> bool:

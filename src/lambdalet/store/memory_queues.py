@@ -31,7 +31,7 @@ class MemoryQueues:
 
     def _sqs_queue_messages(self, name: str) -> dict[int, QueueMessage]:
         if name not in self._sqs_queues:
-            raise QueueDoesNotExist(f"The specified queue {name} does not exist.")
+            raise QueueDoesNotExist.missing()
         return self._sqs_messages.setdefault(name, {})
 
     async def create_queue(self, queue: Queue) -> Queue:

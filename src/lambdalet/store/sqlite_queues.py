@@ -60,10 +60,6 @@ def _in_transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
         return work()
 
 
-def _missing(name: str) -> QueueDoesNotExist:
-    return QueueDoesNotExist(f"The specified queue {name} does not exist.")
-
-
 class SqliteQueues:
     """Store methods for queues, on the SQLite connection of the store they are mixed into."""
 
@@ -111,7 +107,7 @@ class SqliteQueues:
         def update(db: sqlite3.Connection) -> Queue:
             row = db.execute("SELECT * FROM sqs_queues WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise _missing(name)
+                raise QueueDoesNotExist.missing()
             queue = _queue(row)
             attributes = dict(queue.attributes)
             for key, value in changes.items():
@@ -143,7 +139,7 @@ class SqliteQueues:
                     "SELECT 1 FROM sqs_queues WHERE name = ?", (message.queue_name,)
                 ).fetchone()
                 if exists is None:
-                    raise _missing(message.queue_name)
+                    raise QueueDoesNotExist.missing()
                 cursor = db.execute(
                     f"INSERT INTO sqs_messages ({_COLUMNS}) VALUES"
                     " (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
