@@ -197,13 +197,17 @@ class Invoker:
             self._connection.close()
             self._connection = None
 
-    def invoke(self, name: str, timeout_s: float = INVOKE_TIMEOUT_S) -> tuple[float, str]:
+    def invoke(
+        self, name: str, timeout_s: float = INVOKE_TIMEOUT_S, qualifier: str | None = None
+    ) -> tuple[float, str]:
         """Invoke ``name`` with LogType=Tail; return (milliseconds, decoded log tail).
 
         Raises BenchError when the answer is not a successful invocation.
         """
         headers = {"Content-Type": "application/json", "X-Amz-Log-Type": "Tail"}
         path = INVOKE_PATH.format(name=name)
+        if qualifier is not None:
+            path += f"?Qualifier={qualifier}"
         if time.monotonic() - self._last_used_monotonic > IDLE_RECONNECT_S:
             self.close()  # the server may be closing it: reconnect now, outside the timing
         if self._connection is None:
@@ -244,14 +248,16 @@ def report_numbers(log_text: str) -> tuple[float | None, float | None]:
     )
 
 
-def start_lambdalet(work_dir: Path) -> tuple[ManagedProcess, Client, int]:
+def start_lambdalet(
+    work_dir: Path, extra_env: dict[str, str] | None = None, data_name: str = "lambdalet-data"
+) -> tuple[ManagedProcess, Client, int]:
     """``lambdalet serve`` on a free port with a fresh data directory, once it answers."""
     port = free_port()
     argv = [sys.executable, "-m", "lambdalet", "serve", "--port", str(port)]
-    argv += ["--data-dir", str(work_dir / "lambdalet-data")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv += ["--data-dir", str(work_dir / data_name)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     server = ManagedProcess(
-        "lambdalet", argv, cwd=REPO_DIR, env=env, log_path=work_dir / "lambdalet.log"
+        "lambdalet", argv, cwd=REPO_DIR, env=env, log_path=work_dir / f"{data_name}.log"
     )
     client = Client(f"http://127.0.0.1:{port}", timeout_s=FIRST_INVOKE_TIMEOUT_S)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -408,6 +414,140 @@ def measure_prepared(
         row.warm.reason = f"warm invokes: {error}"
 
 
+# --- isolated (namespaces) Python rows ---------------------------------------------------------
+
+ISOLATED_KEEP_ALIVE_MS = 20
+ISOLATED_PAUSE_MS = 150.0  # past the keep-alive and a reaper pass (every 50 ms): cold again
+ISOLATED_ROWS = {
+    "python-ns-nopool": ("namespaces, no pool", "0", False),
+    "python-ns-pool": ("namespaces, pool", "2", False),
+    "python-ns-snapshot": ("namespaces, SnapStart", "2", True),
+}
+TARGETS_MS = {"python-ns-pool": 5.0, "python-ns-snapshot": 2.0}
+
+
+def publish_version(port: int, name: str) -> str:
+    """PublishVersion through the API; the new version's number."""
+    url = f"http://127.0.0.1:{port}/2015-03-31/functions/{name}/versions"
+    answer = httpx.post(url, json={}, timeout=30)
+    if answer.status_code != 201:
+        raise BenchError(f"PublishVersion {name}: {answer.status_code} {answer.text[:300]}")
+    version: str = answer.json()["Version"]
+    return version
+
+
+def measure_isolated_row(
+    key: str, args: argparse.Namespace, work_dir: Path, prepared: Prepared
+) -> RuntimeRow:
+    """One isolated Python row: its own server, cold starts forced by the keep-alive running
+    out, alternating with the fresh-process and plain-fork baselines; then warm."""
+    label, pool_size, snapshot = ISOLATED_ROWS[key]
+    row = RuntimeRow(key, f"python ({label})", "examples/hello", prepared.handler)
+    row.fresh.command = prepared.fresh_command
+    row.fork = Measured(command="os.fork() of this interpreter, handler module imported")
+    env = {
+        "LAMBDALET_SANDBOX_BACKEND": "namespaces",
+        "LAMBDALET_POOL_SIZE": pool_size,
+        "LAMBDALET_KEEP_ALIVE_MS": str(ISOLATED_KEEP_ALIVE_MS),
+    }
+    row.commands.append(" ".join(f"{k}={v}" for k, v in env.items()) + " lambdalet serve")
+    try:
+        server, client, port = start_lambdalet(work_dir, env, data_name=f"data-{key}")
+    except (BenchError, OSError) as error:
+        row.reason = f"lambdalet serve did not start: {error}"
+        return row
+    invoker = Invoker(port)
+    name = f"bench-{key}"
+    qualifier: str | None = None
+    with started(server):
+        try:
+            settings: dict[str, Any] = {"SnapStart": {"ApplyOn": "PublishedVersions"}}
+            client.create_function(
+                name,
+                zip_directory(prepared.function_dir),
+                Runtime=prepared.runtime_id,
+                Handler=prepared.handler,
+                Timeout=FUNCTION_TIMEOUT_S,
+                MemorySize=512,
+                **(settings if snapshot else {}),
+            )
+            if snapshot:
+                qualifier = publish_version(port, name)
+            what = f"{name}:{qualifier}" if qualifier else name
+            row.cold.command = (
+                f"invoke {what} {ISOLATED_PAUSE_MS:.0f} ms after the last one (keep-alive"
+                f" {ISOLATED_KEEP_ALIVE_MS} ms: its sandbox is gone)"
+            )
+            row.first_invoke_ms, _ = invoker.invoke(name, FIRST_INVOKE_TIMEOUT_S, qualifier)
+            fork_handler = load_python_handler(prepared.function_dir)
+            for index in range(args.cold):
+                time.sleep(ISOLATED_PAUSE_MS / 1000)
+                elapsed_ms, log_text = invoker.invoke(name, qualifier=qualifier)
+                init_ms, duration_ms = report_numbers(log_text)
+                if init_ms is None:
+                    row.cold_not_cold += 1
+                else:
+                    row.cold.samples_ms.append(elapsed_ms)
+                    row.init_duration.samples_ms.append(init_ms)
+                    if duration_ms is not None:
+                        row.cold_report_duration.samples_ms.append(duration_ms)
+                if index < args.fresh:
+                    row.fresh.samples_ms.append(prepared.fresh_once(index))
+                row.fork.samples_ms.append(fork_once(fork_handler))
+            time.sleep(ISOLATED_PAUSE_MS / 1000)
+            invoker.invoke(name, qualifier=qualifier)  # cold: the warm ones follow it
+            for _ in range(args.warm):
+                elapsed_ms, log_text = invoker.invoke(name, qualifier=qualifier)
+                if report_numbers(log_text)[0] is not None:
+                    row.warm_not_warm += 1
+                row.warm.samples_ms.append(elapsed_ms)
+        except (BenchError, ApiError, OSError, ImportError, subprocess.SubprocessError) as error:
+            row.reason = f"{label}: {error}"
+        finally:
+            invoker.close()
+            client.close()
+    for measured in (row.cold, row.init_duration, row.cold_report_duration, row.warm):
+        measured.finish()
+    row.fresh.finish()
+    row.fork.finish()
+    row.ok = row.cold.ok and not row.reason
+    return row
+
+
+def measure_isolated(args: argparse.Namespace, work_dir: Path) -> list[RuntimeRow]:
+    """The isolated Python rows (root only: the namespaces backend needs it)."""
+    if os.geteuid() != 0:
+        reason = "the namespaces backend needs root"
+        return [
+            RuntimeRow(k, f"python ({v[0]})", "", "", reason=reason)
+            for k, v in ISOLATED_ROWS.items()
+        ]
+    directory = work_dir / "isolated"
+    directory.mkdir()
+    prepared = RUNTIMES["python"].prepare(directory)
+    rows = []
+    for key in ISOLATED_ROWS:
+        print(f"python, isolated: {ISOLATED_ROWS[key][0]} ...", flush=True)
+        rows.append(measure_isolated_row(key, args, directory, prepared))
+    return rows
+
+
+def isolated_targets(rows: Sequence[RuntimeRow]) -> list[dict[str, Any]]:
+    """This work's targets: isolated Python hello from the pool and from a snapshot."""
+    found = []
+    for key, target_ms in TARGETS_MS.items():
+        row = next((r for r in rows if r.key == key), None)
+        value = _p(row.cold) if row else None
+        found.append(
+            {
+                "target": f"cold, Python hello, {ISOLATED_ROWS[key][0]}: p50 <= {target_ms:g} ms",
+                "value_ms": value,
+                "met": value <= target_ms if value is not None else None,
+            }
+        )
+    return found
+
+
 # --- report ----------------------------------------------------------------------------------
 
 
@@ -453,22 +593,22 @@ def python_target(rows: Sequence[RuntimeRow]) -> dict[str, Any]:
 
 def print_report(rows: Sequence[RuntimeRow]) -> None:
     """The table, one row per runtime (and the plain-fork line), then the target."""
-    width = 124
+    width = 134
     print("\n" + "=" * width)
     print(
-        f"{'runtime':<24}{'cold p50':>10}{'cold p99':>10}{'warm p50':>10}{'warm p99':>10}"
+        f"{'runtime':<34}{'cold p50':>10}{'cold p99':>10}{'warm p50':>10}{'warm p99':>10}"
         f"{'init p50':>10}{'fresh p50':>11}{'fresh p99':>11}{'cold÷fresh':>12}"
         f"{'warm÷fresh':>12}{'n cold':>8}"
     )
-    print(f"{'':<24}{'(all times: milliseconds; baseline = fresh process per event)':>94}")
+    print(f"{'':<34}{'(all times: milliseconds; baseline = fresh process per event)':>94}")
     print("-" * width)
     for row in rows:
         if not row.ok:
-            print(f"{row.runtime:<24}  unavailable: {row.reason.splitlines()[0][:94]}")
+            print(f"{row.runtime:<34}  unavailable: {row.reason.splitlines()[0][:94]}")
             continue
         found = ratios(row)
         print(
-            f"{row.runtime:<24}{_fmt(_p(row.cold)):>10}{_fmt(_p(row.cold, 'p99_ms')):>10}"
+            f"{row.runtime:<34}{_fmt(_p(row.cold)):>10}{_fmt(_p(row.cold, 'p99_ms')):>10}"
             f"{_fmt(_p(row.warm), '.3f'):>10}{_fmt(_p(row.warm, 'p99_ms'), '.3f'):>10}"
             f"{_fmt(_p(row.init_duration)):>10}{_fmt(_p(row.fresh)):>11}"
             f"{_fmt(_p(row.fresh, 'p99_ms')):>11}"
@@ -478,25 +618,26 @@ def print_report(rows: Sequence[RuntimeRow]) -> None:
         )
         if row.fork is not None:
             print(
-                f"{'  vs plain fork':<24}{'':>50}{_fmt(_p(row.fork), '.2f'):>11}"
+                f"{'  vs plain fork':<34}{'':>50}{_fmt(_p(row.fork), '.2f'):>11}"
                 f"{_fmt(_p(row.fork, 'p99_ms')):>11}"
                 f"{_fmt(found['cold_over_plain_fork'], '.2f', '×'):>12}"
                 f"{_fmt(found['warm_over_plain_fork'], '.3f', '×'):>12}"
             )
         for part, measured in (("cold", row.cold), ("warm", row.warm), ("fresh", row.fresh)):
             if measured.reason:
-                print(f"{'':<24}  {part}: {measured.reason.splitlines()[0][:94]}")
+                print(f"{'':<34}  {part}: {measured.reason.splitlines()[0][:94]}")
         if row.fork is not None and row.fork.reason:
-            print(f"{'':<24}  plain fork: {row.fork.reason.splitlines()[0][:90]}")
+            print(f"{'':<34}  plain fork: {row.fork.reason.splitlines()[0][:90]}")
         if row.cold_not_cold or row.warm_not_warm:
             print(
-                f"{'':<24}  warning: {row.cold_not_cold} 'cold' invoke(s) had no Init Duration"
+                f"{'':<34}  warning: {row.cold_not_cold} 'cold' invoke(s) had no Init Duration"
                 f" (left out), {row.warm_not_warm} warm invoke(s) had one"
             )
     print("-" * width)
-    target = python_target(rows)
-    verdict = {True: "MET", False: "NOT MET", None: "not measured"}[target["met"]]
-    print(f"target: {target['target']:<60} {_fmt(target['value_ms'], '.2f', ' ms'):>12}  {verdict}")
+    for target in [python_target(rows), *isolated_targets(rows)]:
+        verdict = {True: "MET", False: "NOT MET", None: "not measured"}[target["met"]]
+        value = _fmt(target["value_ms"], ".2f", " ms")
+        print(f"target: {target['target']:<60} {value:>12}  {verdict}")
     print("=" * width)
 
 
@@ -517,6 +658,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--pause-ms", type=float, default=50.0, help="pause after each cold start and process"
     )
     parser.add_argument("--no-fork", action="store_true", help="leave out the plain-fork line")
+    parser.add_argument(
+        "--isolated",
+        choices=("yes", "no", "only"),
+        default="yes",
+        help="the namespaces Python rows (pool, no pool, SnapStart; root only)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.fresh = args.cold if args.fresh is None else args.fresh
@@ -589,7 +736,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_command = ""
     with tempfile.TemporaryDirectory(prefix="lambdalet-cold-") as temporary:
         fresh_env = baseline_env(Path(temporary))
-        server_command = measure_all(args, Path(temporary), rows)
+        if args.isolated != "only":
+            server_command = measure_all(args, Path(temporary), rows)
+        if args.isolated != "no":
+            rows += measure_isolated(args, Path(temporary))
     print_report(rows)
     elapsed = time.perf_counter() - began
     document = {
@@ -610,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "machine": facts | {"loadavg_at_end": list(os.getloadavg())},
         "runtimes": {row.key: asdict(row) | {"ratios": ratios(row)} for row in rows},
-        "targets": [python_target(rows)],
+        "targets": [python_target(rows), *isolated_targets(rows)],
     }
     write_json(args.out, document)
     print(f"wrote {args.out} ({elapsed:.0f} s)")

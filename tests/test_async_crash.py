@@ -28,7 +28,9 @@ EVENTS = 3000
 SENDER_THREADS = 8
 # The kill comes while events are still being sent and run: after this many 202s.
 KILL_AFTER_ACCEPTED = 2 * EVENTS // 3
-# What serve runs with: test_serve's serving() passes no LAMBDALET_ setting to the server.
+# What serve runs with: the defaults, except the process backend, whose sandboxes can append
+# to the test's own file (and whose pids this test can find and kill).
+SETTINGS = {"LAMBDALET_SANDBOX_BACKEND": "process"}
 ASYNC_WORKERS: int = Settings.model_fields["async_workers"].default
 FUNCTION_NAME = "appender"
 RUNTIME_ID = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -194,7 +196,7 @@ def test_accepted_events_survive_sigkill(tmp_path: Path) -> None:
     extra = ("--deploy", str(function_dir))
     began = time.monotonic()
 
-    with serving(port, data_dir, log_path, *extra) as process:
+    with serving(port, data_dir, log_path, *extra, settings=SETTINGS) as process:
         wait_until_healthy(process, url, log_path)
         _wait_for_function(url, log_path)
         senders = Senders(url, EVENTS, SENDER_THREADS)
@@ -225,7 +227,7 @@ def test_accepted_events_survive_sigkill(tmp_path: Path) -> None:
     assert len(runs_before) < len(accepted), "every event had run before the kill"
     assert queue_at_kill.get("pending", 0) + queue_at_kill.get("running", 0) > 0
 
-    with serving(port, data_dir, log_path) as process:
+    with serving(port, data_dir, log_path, settings=SETTINGS) as process:
         wait_until_healthy(process, url, log_path)
         deadline = time.monotonic() + WAIT_S
         while True:

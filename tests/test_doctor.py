@@ -17,8 +17,9 @@ def test_doctor_reports_runtimes_and_isolation() -> None:
     assert "python3.11" in result.stdout
     assert "pid namespace" in result.stdout
     assert "seccomp" in result.stdout
+    assert "cgroup freezer" in result.stdout and "network namespace" in result.stdout
     off = [line for line in result.stdout.splitlines() if "│ NO " in line]
-    if off:  # seccomp is not built yet, so this is the case today
+    if off:  # a host without root, namespaces, cgroups or seccomp
         assert result.returncode == 1
         assert "isolation feature(s) are off on this host" in result.stderr
     else:

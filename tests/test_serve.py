@@ -46,15 +46,16 @@ def serve_env() -> dict[str, str]:
 
 @contextmanager
 def serving(
-    port: int, data_dir: Path, log_path: Path, *args: str
+    port: int, data_dir: Path, log_path: Path, *args: str, settings: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``lambdalet serve``; stopped on the way out if the test did not stop it."""
+    """Run ``lambdalet serve`` (with ``LAMBDALET_`` ``settings`` in its environment, if given);
+    stopped on the way out if the test did not stop it."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [str(LAMBDALET), "serve", "--port", str(port), "--data-dir", str(data_dir), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=serve_env(),
+            env=serve_env() | (settings or {}),
             cwd=data_dir.parent,
         )
     try:

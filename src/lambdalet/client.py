@@ -211,6 +211,62 @@ class Client:
         """DeleteSchedule."""
         self._call("DELETE", f"/schedules/{quote(name, safe='')}")
 
+    def http_api(self, name: str, *, create: bool = False) -> dict[str, Any] | None:
+        """The HTTP API called ``name`` (apigatewayv2 GetApis); with ``create``, made with a
+        ``$default`` stage if there is none."""
+        apis = self._call("GET", "/v2/apis", params={"maxResults": "500"}).json()["items"]
+        for api in apis:
+            if api["name"] == name:
+                found: dict[str, Any] = api
+                return found
+        if not create:
+            return None
+        created: dict[str, Any] = self._call(
+            "POST", "/v2/apis", json={"name": name, "protocolType": "HTTP"}
+        ).json()
+        stage = {"stageName": "$default", "autoDeploy": True}
+        self._call("POST", f"/v2/apis/{created['apiId']}/stages", json=stage)
+        return created
+
+    def add_route(self, api_id: str, route_key: str, function_arn: str) -> dict[str, Any]:
+        """CreateIntegration for a function, then CreateRoute to it; return the route."""
+        base = f"/v2/apis/{api_id}"
+        integration = self._call(
+            "POST",
+            f"{base}/integrations",
+            json={"integrationType": "AWS_PROXY", "integrationUri": function_arn},
+        ).json()
+        body = {"routeKey": route_key, "target": f"integrations/{integration['integrationId']}"}
+        route: dict[str, Any] = self._call("POST", f"{base}/routes", json=body).json()
+        return route
+
+    def list_routes(self, api_id: str) -> list[tuple[dict[str, Any], str]]:
+        """Each route of an HTTP API with the function ARN it is integrated with ("" if none)."""
+        base = f"/v2/apis/{api_id}"
+        routes = self._call("GET", f"{base}/routes").json()["items"]
+        integrations = {
+            i["integrationId"]: i["integrationUri"]
+            for i in self._call("GET", f"{base}/integrations").json()["items"]
+        }
+        return [
+            (route, integrations.get(route.get("target", "").removeprefix("integrations/"), ""))
+            for route in routes
+        ]
+
+    def remove_route(self, api_id: str, route_key: str) -> bool:
+        """DeleteRoute of the route with that key, and its integration if no other route uses
+        it; whether there was such a route."""
+        base = f"/v2/apis/{api_id}"
+        routes = self._call("GET", f"{base}/routes").json()["items"]
+        route = next((r for r in routes if r["routeKey"] == route_key), None)
+        if route is None:
+            return False
+        self._call("DELETE", f"{base}/routes/{route['routeId']}")
+        target = route.get("target", "")
+        if target and not any(r.get("target") == target for r in routes if r is not route):
+            self._call("DELETE", f"{base}/integrations/{target.removeprefix('integrations/')}")
+        return True
+
     def deploy(self, directory: Path, **overrides: Any) -> dict[str, Any]:
         """Create the function from ``directory``, or update its code and settings if it exists.
 

@@ -66,7 +66,14 @@ class Settings(BaseSettings):
     keep_alive_policy: str = Field(
         default="fixed", description="'fixed' or 'hybrid-histogram' (learned per function)"
     )
-    sandbox_backend: str = "process"
+    sandbox_backend: str = Field(
+        default="auto",
+        description="'auto' (namespaces where the host allows it, else process), 'namespaces'"
+        " or 'process'",
+    )
+    freeze_idle: bool = Field(
+        default=True, description="freeze idle namespaces sandboxes between invocations"
+    )
     async_workers: int = Field(default=64, description="async events run at once")
     async_retry_delay_ms: int = Field(
         default=60_000, description="wait before retrying a failed async event (doubles)"
@@ -81,7 +88,28 @@ class Settings(BaseSettings):
     burst_sandboxes_per_10s: int = Field(
         default=1000, description="new sandboxes a function may start in 10 s"
     )
+    pool_size: int = Field(
+        default=2,
+        ge=0,
+        description="blank namespaces sandboxes kept started per Python runtime in use; 0: none",
+    )
     log_level: str = "info"
+    public_url: str = Field(
+        default="",
+        description="public base URL behind a proxy (https://lambda.example.com); builds"
+        " function URLs as https://<url-id>.lambda-url.<region>.lambda.example.com/",
+    )
+    credentials: str = Field(
+        default="",
+        description="SigV4 keys for AWS_IAM function URLs: 'AKID:secret:account_id,...';"
+        " empty: 'test:test:<account_id>'",
+    )
+    jwks_min_refetch_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="HTTP API JWT authorizers: least time between two fetches of an issuer's"
+        " keys caused by tokens with an unknown kid",
+    )
     runtimes: dict[str, str] = Field(default_factory=default_runtimes)
 
     @field_validator("keep_alive_policy")
@@ -90,6 +118,18 @@ class Settings(BaseSettings):
         choices = ("fixed", "hybrid-histogram")
         if value not in choices:
             raise ValueError(f"unknown keep-alive policy {value!r}; choose one of {choices}")
+        return value
+
+    @field_validator("credentials")
+    @classmethod
+    def _credential_triples(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            parts = entry.split(":", 2)
+            if len(parts) != 3 or not all(parts):
+                raise ValueError(
+                    "credentials must be 'ACCESS_KEY_ID:SECRET_KEY:ACCOUNT_ID' entries"
+                    " separated by commas"
+                )
         return value
 
     @field_validator("billing_increment_ms")
@@ -103,6 +143,15 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """The URL clients use to reach this node."""
         return f"http://{self.host}:{self.port}"
+
+    def signing_keys(self) -> dict[str, tuple[str, str]]:
+        """Access key id → (secret key, account id), from ``credentials``."""
+        keys: dict[str, tuple[str, str]] = {}
+        for entry in (self.credentials or f"test:test:{self.account_id}").split(","):
+            if entry.strip():
+                access_key, secret, account_id = entry.strip().split(":", 2)
+                keys[access_key] = (secret, account_id)
+        return keys
 
     def function_arn(self, name: str, qualifier: str | None = None) -> str:
         """The ARN of a function, qualified when a version or alias is given."""

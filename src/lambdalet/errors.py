@@ -130,6 +130,36 @@ class ConflictException(AwsError):
     status = 409
 
 
+class ApiGatewayError(AwsError):
+    """Raised when an API Gateway (apigatewayv2) request must be refused: ``{"message": ...}``."""
+
+    code = "BadRequestException"
+    status = 400
+    message_key = "message"
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message}
+
+
+class BadRequestException(ApiGatewayError):
+    """Raised when an apigatewayv2 request has a missing or invalid parameter."""
+
+
+class NotFoundException(ApiGatewayError):
+    """Raised when an HTTP API or one of its routes, integrations, stages or authorizers is
+    not there."""
+
+    code = "NotFoundException"
+    status = 404
+
+
+class ApiConflictException(ApiGatewayError):
+    """Raised when an apigatewayv2 resource (a route key, a stage name) already exists."""
+
+    code = "ConflictException"
+    status = 409
+
+
 class ScheduleExpressionError(LambdaletError):
     """Raised when a schedule expression or time zone cannot be used; the message says why."""
 
@@ -147,6 +177,13 @@ class ProvisionedConcurrencyConfigNotFoundException(AwsError):
 
     code = "ProvisionedConcurrencyConfigNotFoundException"
     status = 404
+
+
+class ResourceInUseException(AwsError):
+    """Raised when a resource (an event source mapping being deleted) cannot change now."""
+
+    code = "ResourceInUseException"
+    status = 400
 
 
 class QueueError(AwsError):
@@ -272,3 +309,67 @@ class UnsupportedOperation(QueueError):
 
     code = "AWS.SimpleQueueService.UnsupportedOperation"
     shape = "UnsupportedOperation"
+
+
+class TopicError(AwsError):
+    """Raised when an SNS request must be refused; answered in SNS's XML error shape.
+
+    ``code`` is the error code of SNS's query protocol (``<Error><Code>``), which boto3
+    reports as ``Error.Code`` and maps to its exception classes.
+    """
+
+    code = "InvalidParameter"
+    status = 400
+
+
+class TopicInvalidParameter(TopicError):
+    """Raised when an SNS request parameter is missing or has a value SNS does not accept."""
+
+
+class TopicInvalidParameterValue(TopicError):
+    """Raised when a published message or its attributes cannot be accepted."""
+
+    code = "ParameterValueInvalid"
+
+
+class TopicNotFound(TopicError):
+    """Raised when a topic or subscription named by a request does not exist."""
+
+    code = "NotFound"
+    status = 404
+
+
+class TopicInvalidAction(TopicError):
+    """Raised for an SNS action lambdalet does not implement."""
+
+    code = "InvalidAction"
+
+
+class TopicEmptyBatchRequest(TopicError):
+    """Raised when PublishBatch has no entries."""
+
+    code = "EmptyBatchRequest"
+
+
+class TopicTooManyEntriesInBatchRequest(TopicError):
+    """Raised when PublishBatch has more than 10 entries."""
+
+    code = "TooManyEntriesInBatchRequest"
+
+
+class TopicBatchEntryIdsNotDistinct(TopicError):
+    """Raised when two entries of a PublishBatch have the same Id."""
+
+    code = "BatchEntryIdsNotDistinct"
+
+
+class TopicInvalidBatchEntryId(TopicError):
+    """Raised when a PublishBatch entry's Id has characters or a length SNS does not allow."""
+
+    code = "InvalidBatchEntryId"
+
+
+class TopicBatchRequestTooLong(TopicError):
+    """Raised when the messages of a PublishBatch add up to more than 256 KiB."""
+
+    code = "BatchRequestTooLong"

@@ -68,6 +68,10 @@ class FunctionConfig:
     tags: dict[str, str] = field(default_factory=dict)
     version: str = LATEST
     layers: tuple[LayerRef, ...] = ()
+    # DeadLetterConfig.TargetArn: a queue or topic for async events that failed for good.
+    dead_letter_target_arn: str | None = None
+    # SnapStart.ApplyOn: "PublishedVersions" runs published versions from a post-init snapshot.
+    snap_start_apply_on: str = "None"
 
     @property
     def code_sha256_b64(self) -> str:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdalet.config import Settings
-from lambdalet.errors import ResourceNotFoundException, TooManyRequestsException
+from lambdalet.errors import AwsError, ResourceNotFoundException, TooManyRequestsException
 from lambdalet.metering.recorder import Recorder
 from lambdalet.models import LATEST, Alias, AsyncEvent, FunctionConfig, Invocation, now_ms
 from lambdalet.queues.service import QueueService
@@ -25,6 +25,8 @@ from lambdalet.sandbox import make_backend
 from lambdalet.scheduler.async_queue import AsyncDispatcher
 from lambdalet.scheduler.router import InvokeOutcome, Router
 from lambdalet.store import BlobStore, Store, make_store
+from lambdalet.topics.service import TopicService
+from lambdalet.triggers.pollers import MappingPollers
 from lambdalet.triggers.schedules import Clock, Scheduler
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,10 @@ class Node:
         self.blobs = BlobStore(settings.data_dir / "code")
         self.recorder = Recorder(self.store)
         self.router = Router(
-            settings, make_backend(settings.sandbox_backend), self.blobs, self.recorder
+            settings,
+            make_backend(settings.sandbox_backend, freeze_idle=settings.freeze_idle),
+            self.blobs,
+            self.recorder,
         )
         self.code_lock = asyncio.Lock()
         self._random = random.Random()
@@ -59,6 +64,8 @@ class Node:
         self._provisioning: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.dispatcher = AsyncDispatcher(self.store, self.run_async_event, settings.async_workers)
         self.queues = QueueService(self.store, settings)  # SQS-compatible queues
+        self.topics = TopicService(self.store, settings, self.queues, self.enqueue)  # SNS
+        self.mapping_pollers = MappingPollers(self)  # event source mappings from queues
         # ``clock`` is for tests (lambdalet.testing): schedules then follow a clock they move.
         self.schedules = Scheduler(
             self.store,
@@ -81,11 +88,13 @@ class Node:
                 self._start_provisioning(name, key.removeprefix(PROVISIONED), value["requested"])
         await self.dispatcher.start()
         await self.schedules.start()
+        await self.mapping_pollers.start()
 
     async def stop(self) -> None:
         """Stop taking work, finish what runs, flush records, close the store."""
         for task in self._provisioning.values():
             task.cancel()
+        await self.mapping_pollers.stop()
         await self.schedules.stop()
         await self.dispatcher.stop()
         await self.router.stop()
@@ -237,8 +246,10 @@ class Node:
         await self.router.unprovision(name, config.version)
 
     async def forget(self, name: str) -> None:
-        """Drop every sandbox and concurrency setting of a deleted function."""
+        """Drop every sandbox and concurrency setting of a deleted function; its event
+        source mappings stay, as on AWS, but their work in flight stops."""
         self.router.limiter.set_reserved(name, None)
+        self.mapping_pollers.function_deleted(name)
         for key in [k for k in self._provisioning if k[0] == name]:
             self._provisioning.pop(key).cancel()
         await self.router.unprovision(name, None)
@@ -298,6 +309,7 @@ class Node:
         age_ms = now_ms() - event.accepted_unix_ms
         if age_ms > max_age_ms:
             await self._send_to_destination(event, config, settings, "EventAgeExceeded", None)
+            await self._send_to_dead_letter(event, config, None)
             return None
         try:
             outcome = await self.invoke(
@@ -322,6 +334,7 @@ class Node:
             return now_ms() + delay_ms
         condition = "RetriesExhausted" if event.attempts > max_retries else "EventAgeExceeded"
         await self._send_to_destination(event, config, settings, condition, outcome)
+        await self._send_to_dead_letter(event, config, outcome)
         return None
 
     async def _send_to_destination(
@@ -336,7 +349,7 @@ class Node:
         which = "OnSuccess" if condition == "Success" else "OnFailure"
         destination = settings.get("DestinationConfig", {}).get(which, {}).get("Destination")
         if not destination:
-            if condition != "Success":
+            if condition != "Success" and not config.dead_letter_target_arn:
                 log.warning(
                     "async event %s of %s dropped: %s",
                     event.request_id,
@@ -345,8 +358,57 @@ class Node:
                 )
             return
         record = invocation_record(self.settings, event, config, condition, outcome)
-        target, qualifier = destination_function(destination)
-        await self.enqueue(target, qualifier, json.dumps(record).encode(), new_request_id())
+        await self._deliver(event, destination, json.dumps(record), None)
+
+    async def _send_to_dead_letter(
+        self, event: AsyncEvent, config: FunctionConfig, outcome: InvokeOutcome | None
+    ) -> None:
+        """Send a failed event's payload to the function's DeadLetterConfig target, if it has
+        one, with the message attributes AWS adds: RequestID, ErrorCode, ErrorMessage."""
+        target = config.dead_letter_target_arn
+        if not target:
+            return
+        error_code, error_message = "200", "Event age exceeded before the event could run"
+        if outcome is not None:
+            try:
+                error_message = str(json.loads(outcome.result.payload)["errorMessage"])
+            except (ValueError, KeyError, TypeError):
+                error_message = outcome.result.payload.decode("utf-8", "replace")
+        else:
+            error_code = "408"
+        attributes = {
+            "RequestID": {"DataType": "String", "StringValue": event.request_id},
+            "ErrorCode": {"DataType": "Number", "StringValue": error_code},
+            "ErrorMessage": {"DataType": "String", "StringValue": error_message[:1024] or "-"},
+        }
+        body = event.payload.decode("utf-8", "replace") or "{}"
+        await self._deliver(event, target, body, attributes)
+
+    async def _deliver(
+        self,
+        event: AsyncEvent,
+        target: str,
+        body: str,
+        attributes: dict[str, dict[str, str]] | None,
+    ) -> None:
+        """Hand a record to a function, queue or topic; a target that is gone is logged."""
+        try:
+            service = destination_service(target)
+            if service == "lambda":
+                name, qualifier = destination_function(target)
+                await self.enqueue(name, qualifier, body.encode(), new_request_id())
+            elif service == "sqs":
+                await self.queues.send_message(target, body, message_attributes=attributes)
+            else:
+                await self.topics.publish(target, body, message_attributes=attributes)
+        except (AwsError, ValueError) as error:
+            log.warning(
+                "async event %s of %s: could not deliver to %s: %s",
+                event.request_id,
+                event.function_name,
+                target,
+                getattr(error, "message", error),
+            )
 
 
 def invocation_record(
@@ -391,6 +453,19 @@ def destination_function(arn: str) -> tuple[str, str | None]:
     if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
         raise ValueError(f"not a function ARN: {arn}")
     return parts[6], parts[7] if len(parts) > 7 else None
+
+
+def destination_service(arn: str) -> str:
+    """The service (``lambda``, ``sqs`` or ``sns``) of a destination or dead-letter ARN;
+    ValueError if it is not the ARN of a function, queue or topic."""
+    parts = arn.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and all(parts[3:6]):
+        if parts[2] == "lambda":
+            destination_function(arn)
+            return "lambda"
+        if parts[2] in ("sqs", "sns") and len(parts) == 6:
+            return parts[2]
+    raise ValueError(f"not a function, queue or topic ARN: {arn}")
 
 
 def _log_provisioning_failure(task: asyncio.Task[None]) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import socket
 import threading
 import zipfile
@@ -113,9 +114,13 @@ class ServerThread:
     """A lambdalet node served on 127.0.0.1:<free port> from a background thread.
 
     ``clock`` (a :class:`FakeClock`) drives the node's schedules instead of the real clock.
+    Unless told otherwise (an argument or ``LAMBDALET_SANDBOX_BACKEND``) its sandboxes are
+    ``process`` ones, not ``auto``'s: tests that want isolation ask for it.
     """
 
     def __init__(self, *, clock: Clock | None = None, **settings: Any) -> None:
+        if "sandbox_backend" not in settings and "LAMBDALET_SANDBOX_BACKEND" not in os.environ:
+            settings["sandbox_backend"] = "process"
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))

@@ -1,7 +1,8 @@
 """Aliases: CreateAlias, GetAlias, UpdateAlias, DeleteAlias, ListAliases.
 
 An alias names a published version (or $LATEST) and may send a share of its invocations to
-one other version (``RoutingConfig.AdditionalVersionWeights``), drawn per invocation.
+one other version (``RoutingConfig.AdditionalVersionWeights``), drawn per invocation. Deleting
+an alias deletes its function URL and its resource policy.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lambdalet.api import shapes
+from lambdalet.api.function_urls import forget_function_url
+from lambdalet.api.permissions import POLICY
 from lambdalet.api.requests import (
     existing_function,
     json_object,
@@ -139,9 +142,15 @@ async def update_alias(request: Request) -> Response:
 
 
 async def delete_alias(request: Request) -> Response:
-    """DeleteAlias: 204, whether or not the alias existed, as AWS answers."""
+    """DeleteAlias: 204, whether or not the alias existed, as AWS answers. As on AWS, the
+    alias's function URL and resource-policy statements go with it (a new alias of the same
+    name starts without them)."""
     node, function_name = await existing_function(request)
-    await node.store.delete_alias(function_name, request.path_params["alias_name"])
+    name = request.path_params["alias_name"]
+    await node.store.delete_alias(function_name, name)
+    if ALIAS_NAME.fullmatch(name):  # never $LATEST's or a version's
+        await forget_function_url(node, function_name, name)
+        await node.put_setting(function_name, POLICY + name, None)
     return Response(status_code=204)
 
 

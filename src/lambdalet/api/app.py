@@ -11,14 +11,27 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from lambdalet.api import aliases, concurrency, event_invoke, functions, layers, scheduler
+from lambdalet.api import (
+    aliases,
+    apigateway,
+    concurrency,
+    event_invoke,
+    event_source_mappings,
+    function_urls,
+    functions,
+    layers,
+    permissions,
+    scheduler,
+)
 from lambdalet.api.invoke import invoke
 from lambdalet.api.requests import existing_function, node_of
 from lambdalet.errors import (
@@ -27,8 +40,12 @@ from lambdalet.errors import (
     ServiceException,
     UnknownOperationException,
 )
+from lambdalet.frontdoor.hosts import HostDispatch
+from lambdalet.frontdoor.httpapi import HttpApis
+from lambdalet.frontdoor.urls import FunctionUrls
 from lambdalet.node import Node
 from lambdalet.queues import sqs_api
+from lambdalet.topics import sns_api
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +55,13 @@ ALIAS = FUNCTION + "/aliases/{alias_name:str}"
 RESERVED = "/2017-10-31/functions/{function_name:str}/concurrency"
 PROVISIONED = "/2019-09-30/functions/{function_name:str}/provisioned-concurrency"
 EVENT_INVOKE = "/2019-09-25/functions/{function_name:str}/event-invoke-config"
+MAPPINGS = "/2015-03-31/event-source-mappings"
+MAPPING = MAPPINGS + "/{uuid:str}"
 LAYERS = "/2018-10-31/layers"
 LAYER_VERSIONS = LAYERS + "/{layer_name:str}/versions"
 LAYER_VERSION = LAYER_VERSIONS + "/{version:str}"
+FUNCTION_URL = "/2021-10-31/functions/{function_name:str}/url"
+POLICY = FUNCTION + "/policy"
 SCHEDULES = "/schedules"  # EventBridge Scheduler (rest-json)
 SCHEDULE = SCHEDULES + "/{name:str}"
 
@@ -120,7 +141,10 @@ async def metrics(request: Request) -> Response:
 
 
 async def aws_json_target(request: Request) -> Response:
-    """``POST /`` with ``X-Amz-Target: <Service>.<Operation>``: services speaking AWS JSON."""
+    """``POST /`` with ``X-Amz-Target: <Service>.<Operation>``: services speaking AWS JSON;
+    a form-encoded ``POST /`` without it is SNS's query protocol."""
+    if sns_api.is_query_request(request):
+        return await sns_api.handle(request)
     target = request.headers.get("x-amz-target", "")
     if target.startswith(sqs_api.TARGET_PREFIX):
         return await sqs_api.handle(request)
@@ -132,8 +156,12 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
-    """The ASGI app serving ``node``; it starts and stops the node with its lifespan."""
+def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
+    """The ASGI app serving ``node``; it starts and stops the node with its lifespan.
+
+    The Lambda API app sits behind a HostDispatch that sends function URL hosts
+    (``<id>.lambda-url.<region>.localhost``) and ``/_lambdalet/urls/<id>/...`` elsewhere.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -202,9 +230,24 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
         Route(SCHEDULE, scheduler.get_schedule, methods=["GET"]),
         Route(SCHEDULE, scheduler.update_schedule, methods=["PUT"]),
         Route(SCHEDULE, scheduler.delete_schedule, methods=["DELETE"]),
+        Route(MAPPINGS, event_source_mappings.create_event_source_mapping, methods=["POST"]),
+        Route(MAPPINGS, event_source_mappings.list_event_source_mappings, methods=["GET"]),
+        Route(MAPPINGS + "/", event_source_mappings.list_event_source_mappings, methods=["GET"]),
+        Route(MAPPING, event_source_mappings.get_event_source_mapping, methods=["GET"]),
+        Route(MAPPING, event_source_mappings.update_event_source_mapping, methods=["PUT"]),
+        Route(MAPPING, event_source_mappings.delete_event_source_mapping, methods=["DELETE"]),
         Route("/_lambdalet/health", health, methods=["GET"]),
+        Route(FUNCTION_URL, function_urls.create_function_url_config, methods=["POST"]),
+        Route(FUNCTION_URL, function_urls.get_function_url_config, methods=["GET"]),
+        Route(FUNCTION_URL, function_urls.update_function_url_config, methods=["PUT"]),
+        Route(FUNCTION_URL, function_urls.delete_function_url_config, methods=["DELETE"]),
+        Route(FUNCTION_URL + "s", function_urls.list_function_url_configs, methods=["GET"]),
+        Route(POLICY, permissions.add_permission, methods=["POST"]),
+        Route(POLICY, permissions.get_policy, methods=["GET"]),
+        Route(POLICY + "/{statement_id:str}", permissions.remove_permission, methods=["DELETE"]),
         Route("/", aws_json_target, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *apigateway.routes(),
     ]
     app = Starlette(
         routes=routes,
@@ -216,4 +259,14 @@ def create_app(node: Node, *, manage_node: bool = True) -> Starlette:
         },
     )
     app.state.node = node
-    return app
+    by_label: dict[str, ASGIApp] = {
+        function_urls.LABEL: FunctionUrls(node),
+        apigateway.LABEL: HttpApis(node),
+    }
+    return HostDispatch(
+        app,
+        by_label,
+        region=node.settings.region,
+        public_host=urlsplit(node.settings.public_url).hostname,
+        by_path_segment={"urls": function_urls.LABEL, "apis": apigateway.LABEL},
+    )

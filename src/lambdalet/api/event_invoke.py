@@ -2,7 +2,8 @@
 
 Per qualifier ($LATEST, a version or an alias): MaximumRetryAttempts (0–2, default 2),
 MaximumEventAgeInSeconds (60–21,600, default 21,600) and OnSuccess / OnFailure destinations.
-Destinations are functions for now; queue and topic ARNs are refused with a message saying so.
+Destinations are lambdalet's own functions (which must exist), queues and topics (which may be
+created later: a record for one that is missing when it is delivered is logged and dropped).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from lambdalet.api.requests import (
 )
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.models import LATEST
-from lambdalet.node import EVENT_INVOKE_CONFIG, Node, destination_function
+from lambdalet.node import EVENT_INVOKE_CONFIG, Node, destination_function, destination_service
 
 
 async def _target(request: Request) -> tuple[Node, str, str]:
@@ -45,13 +46,11 @@ async def _check_destinations(node: Node, value: Any) -> dict[str, Any]:
         destination = (value.get(which) or {}).get("Destination")
         if not destination:
             continue
-        try:
-            target, qualifier = destination_function(destination)
-        except ValueError:
-            raise InvalidParameterValueException(
-                f"The destination ARN {destination} is not supported: lambdalet delivers"
-                " invocation records to functions (arn:aws:lambda:...:function:NAME) only"
-            ) from None
+        service = check_target_arn(node, destination, "destination")
+        if service != "lambda":
+            checked[which] = {"Destination": destination}
+            continue
+        target, qualifier = destination_function(destination)
         try:
             await node.function(target, qualifier)
         except ResourceNotFoundException:
@@ -60,6 +59,23 @@ async def _check_destinations(node: Node, value: Any) -> dict[str, Any]:
             ) from None
         checked[which] = {"Destination": destination}
     return checked
+
+
+def check_target_arn(node: Node, arn: Any, what: str) -> str:
+    """The service (lambda, sqs, sns) of a destination or dead-letter target ARN, if it names
+    a function, queue or topic of this node's region and account."""
+    try:
+        service = destination_service(arn) if isinstance(arn, str) else ""
+    except ValueError:
+        service = ""
+    parts = arn.split(":") if isinstance(arn, str) else []
+    if not service or parts[3] != node.settings.region or parts[4] != node.settings.account_id:
+        raise InvalidParameterValueException(
+            f"The {what} ARN {arn} is not supported: lambdalet delivers to its own functions"
+            f" (arn:aws:lambda:{node.settings.region}:{node.settings.account_id}:function:NAME),"
+            " queues (arn:aws:sqs:...:NAME) and topics (arn:aws:sns:...:NAME)"
+        )
+    return service
 
 
 async def _save(request: Request, *, merge: bool) -> Response:

@@ -19,6 +19,8 @@ from starlette.responses import JSONResponse, Response
 from lambdalet.api import shapes
 from lambdalet.api.code import collect_code, keep_zip
 from lambdalet.api.codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES
+from lambdalet.api.event_invoke import check_target_arn
+from lambdalet.api.function_urls import forget_function_urls
 from lambdalet.api.layers import parse_layer_version_arn
 from lambdalet.api.requests import (
     FUNCTION_NAME,
@@ -115,6 +117,34 @@ def _check_handler(handler: Any, runtime: str) -> str:
     return require_string(handler, "handler", 128, pattern=r"[^\s]+")
 
 
+def _check_dead_letter(value: Any, node: Node) -> str | None:
+    """DeadLetterConfig.TargetArn: a queue or topic ARN, or empty to remove the target."""
+    target = value.get("TargetArn") if isinstance(value, dict) else None
+    if not target:
+        return None
+    if check_target_arn(node, target, "DeadLetterConfig.TargetArn") == "lambda":
+        raise InvalidParameterValueException(
+            f"The DeadLetterConfig.TargetArn {target} is not supported: a dead-letter target"
+            " is a queue (arn:aws:sqs:...) or a topic (arn:aws:sns:...)"
+        )
+    return str(target)
+
+
+def _check_snap_start(value: Any, runtime: str) -> str:
+    """SnapStart.ApplyOn: PublishedVersions (Python runtimes only, here) or None."""
+    apply_on = value.get("ApplyOn", "None") if isinstance(value, dict) else value
+    if apply_on not in ("PublishedVersions", "None"):
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{apply_on}' at 'snapStart.applyOn' failed to"
+            " satisfy constraint: Member must satisfy enum value set: [PublishedVersions, None]"
+        )
+    if apply_on == "PublishedVersions" and launch.family(runtime) != "python":
+        raise InvalidParameterValueException(
+            f"{runtime} does not support SnapStart here: lambdalet snapshots Python runtimes only"
+        )
+    return str(apply_on)
+
+
 def _apply_settings(config: FunctionConfig, body: dict[str, Any], node: Node) -> FunctionConfig:
     """Validate the configuration fields present in ``body`` and apply them."""
     changes: dict[str, Any] = {}
@@ -142,6 +172,10 @@ def _apply_settings(config: FunctionConfig, body: dict[str, Any], node: Node) ->
         changes["ephemeral_storage_mb"] = require_range(size, "ephemeralStorage.size", 512, 10240)
     if "Environment" in body:
         changes["environment"] = _check_environment(body["Environment"])
+    if "DeadLetterConfig" in body:
+        changes["dead_letter_target_arn"] = _check_dead_letter(body["DeadLetterConfig"], node)
+    if "SnapStart" in body:
+        changes["snap_start_apply_on"] = _check_snap_start(body["SnapStart"], runtime)
     if body.get("PackageType", "Zip") != "Zip":
         raise InvalidParameterValueException(
             "Container images are not supported by lambdalet; use PackageType Zip"
@@ -361,6 +395,7 @@ async def delete_function(request: Request) -> Response:
             )
         gone.append(latest)
         await node.forget(config.name)
+        await forget_function_urls(node, config.name)
     await collect_code(
         node,
         *{sha for removed in gone for sha in code_shas(removed).split()},

@@ -39,7 +39,12 @@ def function_configuration(config: FunctionConfig, settings: Settings) -> dict[s
         "PackageType": "Zip",
         "Architectures": list(config.architectures),
         "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
-        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "SnapStart": {
+            "ApplyOn": config.snap_start_apply_on,
+            "OptimizationStatus": "On"
+            if config.snap_start_apply_on == "PublishedVersions" and config.version != LATEST
+            else "Off",
+        },
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
     }
     if config.layers:
@@ -48,6 +53,8 @@ def function_configuration(config: FunctionConfig, settings: Settings) -> dict[s
         ]
     if config.environment:
         shape["Environment"] = {"Variables": dict(config.environment)}
+    if config.dead_letter_target_arn:
+        shape["DeadLetterConfig"] = {"TargetArn": config.dead_letter_target_arn}
     return shape
 
 

@@ -321,10 +321,98 @@ def schedule_remove(
     console.print(f"deleted schedule {escape(name)}")
 
 
+route_app = typer.Typer(
+    help="Serve functions over HTTP: routes of an HTTP API (API Gateway style).",
+    no_args_is_help=True,
+)
+app.add_typer(route_app, name="route")
+ApiName = Annotated[str, typer.Option("--api", help="name of the HTTP API")]
+
+
+def _existing_api(client: Client, name: str) -> dict[str, Any]:
+    api = client.http_api(name)
+    if api is None:
+        raise ApiError(404, "NotFoundException", f"No HTTP API named {name}")
+    return api
+
+
+@route_app.command("add")
+def route_add(
+    function: Annotated[str, typer.Argument(help="function name (or name:alias)")],
+    route_key: Annotated[
+        str, typer.Argument(help="'GET /items/{id}', 'ANY /{proxy+}', '$default'")
+    ],
+    api_name: ApiName = "lambdalet",
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Route requests to a function (the API and its $default stage are made if missing)."""
+    client = _client(endpoint_url)
+    try:
+        function_arn = client.get_function(function)["Configuration"]["FunctionArn"]
+        if ":" in function:
+            function_arn += ":" + function.split(":", 1)[1]
+        api = client.http_api(api_name, create=True)
+        assert api is not None
+        client.add_route(api["apiId"], route_key, function_arn)
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    console.print(
+        f"routed {escape(route_key)} of API {api['apiId']} ({escape(api_name)}) to"
+        f" [bold]{escape(function)}[/bold]: {api['apiEndpoint']}"
+    )
+
+
+@route_app.command("ls")
+def route_list(
+    api_name: ApiName = "lambdalet", endpoint_url: Endpoint = "http://127.0.0.1:9000"
+) -> None:
+    """List the routes of an HTTP API."""
+    client = _client(endpoint_url)
+    try:
+        api = _existing_api(client, api_name)
+        routes = client.list_routes(api["apiId"])
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    table = Table("Route id", "Route key", "Function", "Authorization")
+    for route, function_arn in routes:
+        table.add_row(
+            route["routeId"],
+            escape(route["routeKey"]),
+            function_arn.rsplit(":function:", 1)[-1],
+            route.get("authorizationType", "NONE"),
+        )
+    console.print(f"{api['apiEndpoint']} ({escape(api_name)})")
+    console.print(table)
+
+
+@route_app.command("rm")
+def route_remove(
+    route_key: Annotated[str, typer.Argument(help="the route key to remove, e.g. 'GET /items'")],
+    api_name: ApiName = "lambdalet",
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Remove a route (and its integration) from an HTTP API."""
+    client = _client(endpoint_url)
+    try:
+        api = _existing_api(client, api_name)
+        if not client.remove_route(api["apiId"], route_key):
+            raise ApiError(404, "NotFoundException", f"No route {route_key} in {api_name}")
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    console.print(f"removed {escape(route_key)} from {escape(api_name)}")
+
+
 @app.command()
 def doctor() -> None:
     """Say which runtimes and which sandbox isolation this host offers; exit 1 if any is off."""
     from lambdalet.config import Settings
+    from lambdalet.sandbox import auto_choice
     from lambdalet.sandbox.namespaces import isolation_report
 
     settings = Settings()
@@ -340,6 +428,15 @@ def doctor() -> None:
         isolation.add_row(feature, mark, detail)
     console.print(isolation)
     console.print(f"sandbox backend in use: [bold]{settings.sandbox_backend}[/bold]")
+    if settings.sandbox_backend == "auto":
+        chosen, why = auto_choice()
+        if chosen == "process":
+            errors.print(
+                f"[bold red]auto falls back to the process backend ({escape(why)}):"
+                " functions are NOT isolated[/bold red]"
+            )
+        else:
+            console.print(f"auto picks [bold]{chosen}[/bold]: {why}")
     if missing:
         errors.print(f"[bold red]{missing} isolation feature(s) are off on this host[/bold red]")
         raise typer.Exit(1)

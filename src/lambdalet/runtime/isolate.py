@@ -8,7 +8,9 @@ into the sandbox's cgroups (while the interpreter starts), then writes the plan 
 ``marshal``-ed dict with ``root`` (an empty host directory to build the root on), ``steps``
 (what to mount and create there, in order, from ``lambdalet.sandbox.rootfs``), ``hostname``,
 ``namespaces`` (which optional ones to unshare), ``uid``/``gid`` (inside),
-``host_uid``/``host_gid``, ``nofile``, ``cwd``, ``argv`` and ``env`` (the runtime's).
+``host_uid``/``host_gid``, ``nofile``, ``cwd``, ``argv`` and ``env`` (the runtime's); optionally
+``seccomp`` (a system call filter, ``lambdalet.sandbox.seccomp``, installed right before
+exec) and ``network_none`` with ``relay`` (an empty network namespace, ``runtime/netns.py``).
 
 Three processes take part, all in the sandbox's cgroups:
 
@@ -84,6 +86,8 @@ KEPT_FLAGS = (
 )
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 # Linux's numbers on x86, Arm and RISC-V; the signal module would cost an import of enum.
 SIGKILL, SIGPIPE, SIGXFSZ = 9, 13, 25
 SIG_DFL = 0
@@ -130,6 +134,27 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
 def prctl(option: int, value: int) -> None:
     """prctl(2) with one argument."""
     _check(_libc.prctl(option, value, 0, 0, 0), f"prctl({option})")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def install_seccomp(program: bytes) -> None:
+    """Install a classic-BPF system call filter (``lambdalet.sandbox.seccomp``), for good:
+    it holds for this process and whatever it execs or starts. Needs no_new_privs."""
+    fprog = _SockFprog(len(program) // 8, program)
+    result = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0)
+    _check(result, "prctl(PR_SET_SECCOMP)")
+
+
+def _confine_relay(plan: dict[str, Any]) -> None:
+    import netns  # type: ignore[import-not-found]  # imported already, by run_init
+
+    netns.drop_to_nobody()
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if plan.get("seccomp"):
+        install_seccomp(plan["seccomp"])
 
 
 def pivot_root_here() -> None:
@@ -232,6 +257,8 @@ def run_runtime(plan: dict[str, Any]) -> None:
     default_signal(SIGPIPE)  # both ignored by the interpreter running this script
     default_signal(SIGXFSZ)
     os.chdir(plan["cwd"])
+    if plan.get("seccomp"):
+        install_seccomp(plan["seccomp"])  # last: execve must still be allowed
     argv = plan["argv"]
     try:
         os.execve(argv[0], argv, plan["env"])
@@ -243,6 +270,9 @@ def run_runtime(plan: dict[str, Any]) -> None:
 def run_init(plan: dict[str, Any], to_launcher: int, from_launcher: int) -> None:
     """As pid 1 of the new pid namespace: build the sandbox, start the runtime, reap."""
     prctl(PR_SET_PDEATHSIG, SIGKILL)
+    if plan.get("network_none"):
+        # Now: neither this directory nor the stdlib may be in the sandbox's root.
+        import netns  # runtime/netns.py: an empty network namespace, a relay
     namespaces = plan["namespaces"]
     flags = CLONE_NEWNS
     if namespaces.get("ipc"):
@@ -261,6 +291,8 @@ def run_init(plan: dict[str, Any], to_launcher: int, from_launcher: int) -> None
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     if namespaces.get("uts"):
         sethostname(plan["hostname"])
+    if plan.get("network_none"):
+        netns.isolate_network(plan.get("relay"), lambda: _confine_relay(plan))
     if namespaces.get("user"):
         unshare(CLONE_NEWUSER)
         os.write(to_launcher, b"map\n")

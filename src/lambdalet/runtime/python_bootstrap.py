@@ -6,11 +6,19 @@ handler once (module-level state survives between invocations), builds the conte
 and reports errors with AWS's ``errorType`` names (``Runtime.ImportModuleError``,
 ``Runtime.HandlerNotFound``, ``Runtime.UserCodeSyntaxError``, ``Runtime.MalformedHandlerName``,
 ``Runtime.MarshalError``).
+
+Two modes the host may ask for through the environment, on its private channel only:
+
+- pooled (``_LAMBDALET_POOLED``): started blank in a prewarmed sandbox, it says ``parked``
+  and waits for the function's environment (``bind``), takes it on (``os.environ``, the
+  time zone, ``/var/task``) and only then imports the handler (``sandbox/pool.py``);
+- zygote (``_LAMBDALET_ZYGOTE_FD``): once the handler is imported it serves no invocation
+  but forks an instance per request, each with its own channel and log pipe
+  (``sandbox/snapshot.py``).
 """
 
 from __future__ import annotations
 
-import decimal
 import importlib
 import json
 import os
@@ -18,9 +26,13 @@ import socket
 import struct
 import sys
 import time
-import traceback
-from collections.abc import Mapping
-from typing import Any
+
+# typing, traceback and decimal are not imported up front: each would cost every idle
+# sandbox its share of a megabyte or more (they are imported when needed).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 API_PREFIX = "/2018-06-01/runtime"
 
@@ -104,12 +116,15 @@ class HandlerError(Exception):
 
 
 def _encode_decimal(value: object) -> object:
-    if isinstance(value, decimal.Decimal):
+    decimal = sys.modules.get("decimal")  # a Decimal exists only once its module is imported
+    if decimal is not None and isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _stack(error: BaseException) -> list[str]:
+    import traceback
+
     frames = traceback.extract_tb(error.__traceback__)
     # Drop this runtime's own frames: the user sees only their code, as on AWS.
     frames = traceback.StackSummary.from_list(
@@ -225,12 +240,32 @@ class FramedRuntimeApi:
         if not self._ready_sent:
             self._send({"op": "ready"})
             self._ready_sent = True
+        return self._read_frame()
+
+    def _read_frame(self) -> tuple[dict[str, Any], bytes]:
         prefix = self._input.read(_PREFIX.size)
         if len(prefix) < _PREFIX.size:
             sys.exit(0)  # the host closed the channel: the sandbox is being stopped
         total, head_length = _PREFIX.unpack(prefix)
         body = self._input.read(total)
         return json.loads(body[:head_length]), body[head_length:]
+
+    def wait_for_function(self) -> dict[str, str]:
+        """In a pooled (blank) sandbox: say so, then wait for the function's environment."""
+        self._send({"op": "parked"})
+        header, _ = self._read_frame()
+        env: dict[str, str] = header["env"]
+        return env
+
+    def send_credentials(self, credentials: bytes) -> None:
+        """One byte with this process's pid, uid and gid attached, for the host to read."""
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, credentials)]
+        self._socket.sendmsg([b"P"], ancillary)
+
+    def close(self) -> None:
+        """Drop the channel (in a forked instance: the zygote's)."""
+        self._input.close()
+        self._socket.close()
 
     def respond(self, request_id: str, body: bytes) -> None:
         """Send a handler's result."""
@@ -269,21 +304,97 @@ def _prepare_process() -> None:
             reconfigure(line_buffering=True)
 
 
+def _become_function(env: dict[str, str]) -> None:
+    """In a pooled sandbox, once bound: take on the function's environment, as if this
+    process had been started with it."""
+    started_path = os.environ.get("PYTHONPATH", "")
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()
+    os.chdir(env.get("LAMBDA_TASK_ROOT", "/var/task"))
+    added = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if env.get("PYTHONPATH", "") != started_path:
+        sys.path[1:1] = [p for p in added if p not in sys.path]
+    # /var/task and /opt were empty when the interpreter looked at them: forget what it saw.
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+
+
+def _serve_forks(api: FramedRuntimeApi, control_fd: int) -> FramedRuntimeApi:
+    """As a snapshot's zygote, once the handler is loaded: fork an instance for each request
+    on ``control_fd`` and return, in that instance, its own channel.
+
+    A request is one byte carrying two file descriptors (SCM_RIGHTS): the instance's channel
+    and its log pipe. The zygote answers ``f <pid>`` once forked and ``x <pid> <status>`` when
+    an instance ends (a negative status is a signal). The instance's first byte on its channel
+    carries its credentials (SCM_CREDENTIALS), which tell the host its pid as the host sees it.
+    """
+    import signal
+
+    control = socket.socket(fileno=control_fd)
+
+    def reap(signum: int, frame: object) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            control.sendall(f"x {pid} {code}\n".encode())
+
+    signal.signal(signal.SIGCHLD, reap)
+    api._send({"op": "ready"})
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1, 2)
+        if not message:
+            os._exit(0)  # the host closed the control socket: the zygote is being stopped
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            channel_fd, output_fd = fds
+            os.dup2(output_fd, 1)
+            os.dup2(output_fd, 2)
+            os.close(output_fd)
+            control.close()
+            api.close()
+            instance = FramedRuntimeApi(channel_fd)
+            credentials = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
+            instance.send_credentials(credentials)
+            return instance
+        for fd in fds:
+            os.close(fd)
+        control.sendall(f"f {pid}\n".encode())
+
+
 def main() -> None:
     """Load the handler, then serve invocations until the sandbox is stopped."""
-    _prepare_process()
     channel_fd = os.environ.pop("_LAMBDALET_RUNTIME_FD", None)
+    pooled = os.environ.pop("_LAMBDALET_POOLED", None)
+    zygote_fd = os.environ.pop("_LAMBDALET_ZYGOTE_FD", None)
     api: RuntimeApi | FramedRuntimeApi
     if channel_fd is not None:
         api = FramedRuntimeApi(int(channel_fd))
+        if pooled:
+            _become_function(api.wait_for_function())
     else:
         api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    _prepare_process()
     try:
         handler = load_handler(os.environ["_HANDLER"])
     except HandlerError as error:
         _log_error(error.error_type, error.message, error.stack)
         api.fail("/init/error", error.error_type, error.message, error.stack)
         sys.exit(1)
+    if zygote_fd is not None and isinstance(api, FramedRuntimeApi):
+        api = _serve_forks(api, int(zygote_fd))
     while True:
         headers, body = api.next()
         request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")

@@ -12,6 +12,11 @@ Limits, as AWS sets them: memory = MemorySize with no swap (``memory.limit_in_by
 of processes and threads (``pids.max``), and CPU time proportional to memory, 1,769 MB being
 one vCPU (``cpu.cfs_quota_us`` on v1, ``cpu.max`` on v2). Everything here is blocking but only
 touches the kernel's cgroup file system, never a disk.
+
+Idle sandboxes are frozen between invocations, as AWS freezes an execution environment: the
+v1 ``freezer`` controller (``freezer.state`` FROZEN/THAWED) where it is mounted, else v2's
+``cgroup.freeze`` (which needs no controller, only a v2 cgroup of the sandbox's own). A frozen
+cgroup is thawed before it is killed: on v1 a frozen task does not die until thawed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CONTROLLERS = ("memory", "pids", "cpu")
+FREEZER = "freezer"  # kept apart: on v2 it is not a controller but a file of every cgroup
+FREEZE_VALUES = {1: {True: b"FROZEN", False: b"THAWED"}, 2: {True: b"1", False: b"0"}}
 PARENT_NAME = "lambdalet"
 MB = 1024 * 1024
 ONE_VCPU_MB = 1769
@@ -59,7 +66,9 @@ class CgroupSystem:
         """Make a ``lambdalet`` parent (again), handing v2 controllers down (blocking)."""
         names = [c.name for c in self.controllers.values() if c.parent == parent]
         if any(c.version == 2 for c in self.controllers.values() if c.parent == parent):
-            _enable_v2(parent.parent, names)
+            _enable_v2(parent.parent, [name for name in names if name != FREEZER])
+            if FREEZER in names:
+                parent.mkdir(exist_ok=True)
         else:
             parent.mkdir(exist_ok=True)
 
@@ -81,7 +90,7 @@ def cgroup_mounts(mountinfo: str) -> tuple[dict[str, tuple[Path, str]], tuple[Pa
         mount = (Path(_unescape(fields[4])), _unescape(fields[3]))
         if tail[0] == "cgroup":
             for option in tail[2].split(","):
-                if option in CONTROLLERS:
+                if option in CONTROLLERS or option == FREEZER:
                     v1.setdefault(option, mount)
         elif tail[0] == "cgroup2" and v2 is None:
             v2 = mount
@@ -190,12 +199,35 @@ def detect(
                 system.limits_swap = (parent / "memory.swap.max").exists() or _swap_off()
                 system.reports_peak = (parent / "memory.peak").exists()
             wanted_here = [name for name in wanted_here if name not in enabled]
+    if FREEZER not in system.controllers and v2 is not None:
+        _find_v2_freezer(system, [_beneath(v2, own.get("", "/")), v2[0]])
     for name in CONTROLLERS:
         if name not in system.controllers and name not in system.missing:
             system.missing[name] = "not mounted (v1) nor delegable (v2) on this host"
+    if FREEZER not in system.controllers and FREEZER not in system.missing:
+        system.missing[FREEZER] = "no v1 freezer hierarchy nor cgroup v2 mounted on this host"
     for parent in {c.parent for c in system.controllers.values()}:
         _remove_if_empty(parent)  # made again by the first sandbox
     return system
+
+
+def _find_v2_freezer(system: CgroupSystem, bases: list[Path]) -> None:
+    """Freeze through v2's ``cgroup.freeze``: in the v2 parent the controllers use, if any,
+    else in a ``lambdalet`` parent of its own."""
+    in_use = [c.parent for c in system.controllers.values() if c.version == 2]
+    for parent in dict.fromkeys([*in_use, *(base / PARENT_NAME for base in bases)]):
+        try:
+            parent.mkdir(exist_ok=True)
+        except OSError as error:
+            system.missing[FREEZER] = f"cannot create {parent}: {error.strerror}"
+            continue
+        if (parent / "cgroup.freeze").exists():
+            system.controllers[FREEZER] = Controller(FREEZER, 2, parent)
+            system.missing.pop(FREEZER, None)
+            return
+        system.missing[FREEZER] = f"{parent} has no cgroup.freeze (Linux before 5.2)"
+        if parent not in in_use:
+            _remove_if_empty(parent)
 
 
 def _swap_off() -> bool:
@@ -223,6 +255,8 @@ class SandboxCgroup:
         }
         self._directories = list(dict.fromkeys(path for _, path in self._controllers.values()))
         self._peak_fd: int | None = None
+        self._freeze_fd: int | None = None
+        self._frozen = False
 
     @classmethod
     def create(
@@ -306,11 +340,55 @@ class SandboxCgroup:
         except (OSError, ValueError):
             return None
 
+    @property
+    def can_freeze(self) -> bool:
+        """Whether the sandbox can be frozen on this host."""
+        return FREEZER in self._controllers
+
+    def freeze(self) -> None:
+        """Stop every process of the sandbox until :meth:`thaw` (blocking, one write; the
+        kernel finishes freezing in the background)."""
+        if self.can_freeze and not self._frozen:
+            self._set_frozen(True)
+
+    def thaw(self) -> None:
+        """Let a frozen sandbox's processes run again (blocking, one write)."""
+        if self._frozen:
+            self._set_frozen(False)
+
+    def _set_frozen(self, frozen: bool) -> None:
+        version = self._controllers[FREEZER][0]
+        if self._freeze_fd is None:
+            name = "freezer.state" if version == 1 else "cgroup.freeze"
+            self._freeze_fd = os.open(self._path(FREEZER, name), os.O_WRONLY | os.O_CLOEXEC)
+        value = FREEZE_VALUES[version][frozen]
+        os.write(self._freeze_fd, value)
+        self._frozen = frozen
+
+    def freezer_state(self) -> str:
+        """What the kernel says: ``THAWED``, ``FREEZING`` or ``FROZEN`` (v2: ``THAWED`` or
+        ``FROZEN``, from ``cgroup.events``); empty without a freezer."""
+        if not self.can_freeze:
+            return ""
+        if self._controllers[FREEZER][0] == 1:
+            return self._path(FREEZER, "freezer.state").read_text().strip()
+        events = dict(
+            line.split(" ", 1)
+            for line in self._path(FREEZER, "cgroup.events").read_text().splitlines()
+        )
+        return "FROZEN" if events.get("frozen") == "1" else "THAWED"
+
     def remove(self) -> None:
         """Kill what is left in the cgroups and remove them (blocking; safe to call twice)."""
         if self._peak_fd is not None:
             os.close(self._peak_fd)
             self._peak_fd = None
+        if self._frozen:
+            with contextlib.suppress(OSError):
+                self.thaw()  # a frozen task would not die
+        if self._freeze_fd is not None:
+            os.close(self._freeze_fd)
+            self._freeze_fd = None
         deadline = time.monotonic() + REMOVE_TIMEOUT_S
         for directory in self._directories:
             while True:

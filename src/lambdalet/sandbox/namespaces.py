@@ -14,9 +14,12 @@ crash and exit reports) whose runtime ``runtime/isolate.py`` starts:
   unthrottled, as AWS boosts it). Max Memory Used is the cgroup's peak.
 
 The host's network namespace is kept (DESIGN: host network by default): the Python runtime
-talks over its inherited socketpair, other runtimes over loopback TCP. lambdalet must run as
-root. Isolation the kernel does not offer is turned off with a warning at start; see
-:func:`isolation_report`.
+talks over its inherited socketpair, other runtimes over loopback TCP. A function tagged
+``lambdalet:network`` = ``none`` gets an empty network namespace instead
+(``sandbox/network.py``). The runtime runs under a system call filter (``sandbox/seccomp.py``)
+and, between invocations, frozen (``sandbox/cgroups.py``; ``Settings.freeze_idle``).
+lambdalet must run as root. Isolation the kernel does not offer is turned off with a warning
+at start; see :func:`isolation_report`.
 
 /tmp is a tmpfs: what a function writes there counts towards its memory limit, which keeps
 the host's memory bounded by the sum of MemorySize (AWS's /tmp is disk and does not count).
@@ -25,6 +28,7 @@ the host's memory bounded by the sum of MemorySize (AWS's /tmp is disk and does 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -36,9 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambdalet.errors import SandboxError
+from lambdalet.models import Invocation, InvocationResult
 from lambdalet.runtime import launch
-from lambdalet.sandbox import cgroups, rootfs
-from lambdalet.sandbox.base import SandboxInitError, SandboxSpec
+from lambdalet.sandbox import cgroups, network, rootfs, seccomp
+from lambdalet.sandbox.base import SandboxInitError, SandboxSpec, SandboxState
 from lambdalet.sandbox.process import ProcessSandbox, error_payload, log_stream_name
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,7 @@ class Isolation:
     is_root: bool
     namespaces: dict[str, str]  # name → "" when it can be created, else why not
     cgroups: cgroups.CgroupSystem
+    seccomp: str = ""  # "" when a system call filter can be installed, else why not
 
     def available(self, namespace: str) -> bool:
         """Whether the namespace can be created here."""
@@ -101,8 +107,22 @@ def detect_isolation() -> Isolation:
     is_root = os.geteuid() == 0
     if not is_root:
         reason = "lambdalet does not run as root"
-        return Isolation(False, dict.fromkeys(ALL_NAMESPACES, reason), _no_cgroups(reason))
-    return Isolation(True, probe_namespaces(), cgroups.detect())
+        return Isolation(False, dict.fromkeys(ALL_NAMESPACES, reason), _no_cgroups(reason), reason)
+    return Isolation(True, probe_namespaces(), cgroups.detect(), seccomp.unavailable_reason())
+
+
+def why_not_namespaces(isolation: Isolation) -> str:
+    """Why the ``auto`` backend cannot pick this one here, or "" when it can: it needs root,
+    user, pid and mount namespaces, and cgroups limiting memory and processes."""
+    if not isolation.is_root:
+        return "lambdalet does not run as root"
+    for name in ("user", "pid", "mount"):
+        if not isolation.available(name):
+            return f"no {name} namespace: {isolation.namespaces.get(name) or 'not probed'}"
+    for name in ("memory", "pids"):
+        if name not in isolation.cgroups.controllers:
+            return f"no cgroup {name}: {isolation.cgroups.missing.get(name, 'unavailable')}"
+    return ""
 
 
 def _no_cgroups(reason: str) -> cgroups.CgroupSystem:
@@ -139,11 +159,16 @@ def describe(
         on = isolation.available(name)
         detail = effects[name] if on else f"{reason}; {fallbacks.get(name, 'not isolated')}"
         report.append((f"{name} namespace", on, detail))
+    net_on = isolation.available("network")
     report.append(
         (
             "network namespace",
-            False,
-            "not used: functions share the host's network (DESIGN: host network by default)",
+            net_on,
+            f"functions tagged {network.TAG}={network.NONE} get an empty network namespace;"
+            " others share the host's network (DESIGN: host network by default)"
+            if net_on
+            else f"{isolation.namespaces.get('network', 'not probed')}; {network.TAG}="
+            f"{network.NONE} cannot be honoured: such functions fail to start",
         )
     )
     system = isolation.cgroups
@@ -181,7 +206,28 @@ def describe(
     report.append(
         ("no_new_privs", isolation.is_root, "set before exec: setuid programs gain nothing")
     )
-    report.append(("seccomp", False, "no system call filter yet"))
+    report.append(
+        (
+            "seccomp",
+            isolation.seccomp == "",
+            "system call filter: no mount, ptrace, modules, bpf, keyring, reboot, namespaces,"
+            " raw sockets (sandbox/seccomp.py)"
+            if isolation.seccomp == ""
+            else f"{isolation.seccomp}: runtimes run with no system call filter",
+        )
+    )
+    freezer = system.controllers.get(cgroups.FREEZER)
+    report.append(
+        (
+            "cgroup freezer",
+            freezer is not None,
+            f"idle sandboxes are frozen between invocations (cgroup v{freezer.version},"
+            f" {freezer.parent})"
+            if freezer is not None
+            else f"{system.missing.get(cgroups.FREEZER, 'unavailable')}: idle sandboxes keep"
+            " running between invocations",
+        )
+    )
     return report
 
 
@@ -198,6 +244,7 @@ class NamespacesSandbox(ProcessSandbox):
         self._backend = backend
         self._cgroup: cgroups.SandboxCgroup | None = None
         self._layout: rootfs.RootLayout | None = None
+        self._host_runtime_api = ""
 
     async def start(self) -> None:
         await super().start()
@@ -216,16 +263,19 @@ class NamespacesSandbox(ProcessSandbox):
             code_dir=Path(rootfs.TASK_DIR),
             opt_dir=Path(rootfs.OPT_DIR),
             tmp_dir=Path(rootfs.TMP_DIR),
-            runtime_api=runtime_api,
+            runtime_api=network.runtime_api_inside(function, runtime_api),
             region=self.spec.region,
             log_stream_name=log_stream_name(function.version),
         )
         env["LAMBDA_RUNTIME_DIR"] = rootfs.RUNTIME_DIR
+        self._host_runtime_api = runtime_api
         return env
 
     def _command(self) -> list[str]:
         host_argv = super()._command()
         isolation = self._backend.isolation
+        if network.wants_no_network(self.spec.function) and not isolation.available("network"):
+            raise SandboxError(f"{network.TAG}={network.NONE}: no network namespaces on this host")
         uid, gid = (
             (SANDBOX_UID, SANDBOX_GID)
             if isolation.available("user")
@@ -287,6 +337,8 @@ class NamespacesSandbox(ProcessSandbox):
             # Through the pipe, not the launcher's own environment: LD_LIBRARY_PATH names /opt,
             # which on the host is not the layers.
             "env": env,
+            "seccomp": self._backend.seccomp_program,
+            **network.plan_entries(self.spec.function, self._host_runtime_api),
         }
         plan_read, plan_write = os.pipe()
         try:
@@ -333,7 +385,33 @@ class NamespacesSandbox(ProcessSandbox):
         except (OSError, ValueError, IndexError) as error:
             log.warning("sandbox %s: cannot find its runtime's memory: %s", self.sandbox_id, error)
 
+    async def invoke(self, invocation: Invocation, timeout_ms: int) -> InvocationResult:
+        # Frozen while idle: thawed right before the invocation is sent, frozen again once
+        # its reply has been handed on (not when the sandbox died or timed out: it is being
+        # stopped), unless the next invocation has begun by then.
+        cgroup = self._cgroup if self._backend.freeze_idle else None
+        if cgroup is not None:
+            try:
+                cgroup.thaw()
+            except OSError as error:  # still frozen, it times out and is stopped
+                log.warning("sandbox %s: cannot thaw it: %s", self.sandbox_id, error)
+        result = await super().invoke(invocation, timeout_ms)
+        if cgroup is not None and self.state is SandboxState.READY:
+            asyncio.get_running_loop().call_soon(self._freeze_if_idle)
+        return result
+
+    def _freeze_if_idle(self) -> None:
+        if self.state is not SandboxState.READY or self._cgroup is None:
+            return
+        try:
+            self._cgroup.freeze()
+        except OSError as error:
+            log.warning("sandbox %s: cannot freeze it: %s", self.sandbox_id, error)
+
     async def stop(self) -> None:
+        if self._cgroup is not None:
+            with contextlib.suppress(OSError):
+                self._cgroup.thaw()  # a frozen task (cgroup v1) would not die of SIGKILL
         await super().stop()
         cgroup, self._cgroup = self._cgroup, None
         if cgroup is not None:
@@ -346,10 +424,18 @@ class NamespacesBackend:
 
     name = "namespaces"
 
-    def __init__(self, *, host_id: int = DEFAULT_HOST_ID, pids_max: int = DEFAULT_PIDS_MAX) -> None:
+    def __init__(
+        self,
+        *,
+        host_id: int = DEFAULT_HOST_ID,
+        pids_max: int = DEFAULT_PIDS_MAX,
+        freeze_idle: bool = True,
+        isolation: Isolation | None = None,
+    ) -> None:
         self.host_id = host_id
         self.pids_max = pids_max
-        self.isolation = detect_isolation()
+        self.freeze_idle = freeze_idle
+        self.isolation = isolation or detect_isolation()
         report = describe(self.isolation, host_id=host_id, pids_max=pids_max)
         for name, on, detail in report:
             if not on:
@@ -361,6 +447,11 @@ class NamespacesBackend:
         ]
         if missing:
             raise SandboxError("the namespaces sandbox backend cannot run: " + "; ".join(missing))
+
+    @property
+    def seccomp_program(self) -> bytes | None:
+        """The system call filter the runtimes run under, if this host can install one."""
+        return seccomp.build() if self.isolation.seccomp == "" else None
 
     def create(self, spec: SandboxSpec) -> NamespacesSandbox:
         """A new, not yet started, namespaces sandbox."""

@@ -31,6 +31,7 @@ from lambdalet.models import (
     LogEvent,
     now_ms,
 )
+from lambdalet.sandbox import pool as sandbox_pool
 from lambdalet.sandbox.base import (
     Sandbox,
     SandboxBackend,
@@ -90,6 +91,16 @@ class Router:
         self._reaper: asyncio.Task[None] | None = None
         self._scratch_root = settings.data_dir / "sandboxes"
         self._empty_opt_dir = settings.data_dir / "empty-opt"
+        # Blank sandboxes started ahead of need (namespaces backend; sandbox/pool.py).
+        self.pool = sandbox_pool.make_pool(
+            backend,
+            size=settings.pool_size,
+            runtimes=settings.runtimes,
+            region=settings.region,
+            scratch_root=self._scratch_root,
+            cache_dir=settings.data_dir / "cache",
+            has_room_mb=lambda mb: self.memory_in_use_mb() + mb <= self.memory_budget_mb,
+        )
 
     def idle_by_function(self) -> dict[str, int]:
         """Idle warm sandboxes per function name."""
@@ -116,6 +127,8 @@ class Router:
                 await self._reaper
         for task in [*self._provision_tasks.values(), *self._prewarms.values()]:
             task.cancel()
+        if self.pool is not None:
+            await self.pool.stop()
         sandboxes = [s for idle in self._idle.values() for s in idle] + list(self._busy)
         sandboxes += [s for members in self._provisioned.values() for s in members]
         self._idle.clear()
@@ -128,6 +141,8 @@ class Router:
         for key in [k for k in self._prewarms if k[0] == name and version in (None, k[1])]:
             self._prewarms.pop(key).cancel()
             self.policy.forget(key)
+        if self.pool is not None:
+            await self.pool.retire(name, version)
         doomed = [key for key in self._idle if key[0] == name and version in (None, key[1])]
         sandboxes = [s for key in doomed for s in self._idle.pop(key)]
         self._current_revision = {
@@ -235,6 +250,8 @@ class Router:
         live = {s for pool in self._idle.values() for s in pool} | self._busy
         live |= {s for members in self._provisioned.values() for s in members}
         used = sum(s.spec.function.memory_mb for s in live if s.state is not SandboxState.STOPPED)
+        if self.pool is not None:
+            used += self.pool.memory_in_use_mb()
         return used + self._starting_mb
 
     async def _make_room(self, need_mb: int) -> None:
@@ -267,6 +284,8 @@ class Router:
             evicted.append(sandbox)
             over_mb -= sandbox.spec.function.memory_mb
         await asyncio.gather(*(s.stop() for s in evicted), return_exceptions=True)
+        if over_mb > 0 and self.pool is not None:
+            over_mb -= await self.pool.release_blank(over_mb)  # blank sandboxes give way last
         if over_mb > 0:
             raise TooManyRequestsException(
                 f"Rate Exceeded. The node's memory budget of {self.memory_budget_mb} MB is held"
@@ -296,6 +315,10 @@ class Router:
             scratch_root=self._scratch_root,
             cache_dir=self._settings.data_dir / "cache",
         )
+        if self.pool is not None:
+            pooled = await self.pool.acquire(spec)
+            if pooled is not None:
+                return pooled
         sandbox = self._backend.create(spec)
         await sandbox.start()
         return sandbox

@@ -1,1 +1,2 @@
-"""Event sources: schedules (and, later, queues, streams and the rest), each feeding the router."""
+"""Event sources that feed functions: schedules (EventBridge-style) and event source mappings
+from SQS-compatible queues."""

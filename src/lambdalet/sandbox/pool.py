@@ -1,0 +1,450 @@
+"""A pool of blank, already isolated namespaces sandboxes, so a cold start only binds code.
+
+Starting a namespaces sandbox costs the launcher's and the runtime's interpreters, the
+namespaces, the root and the cgroups: tens of milliseconds. None of it depends on the
+function, only on its runtime, so the pool does it ahead of time. A blank sandbox is a
+:class:`PooledSandbox` whose ``/var/task`` and ``/opt`` are read-only binds of two empty host
+staging directories of its own, whose cgroup allows AWS's largest MemorySize, and whose Python
+runtime (started with ``_LAMBDALET_POOLED=1``) has imported its client and sent ``parked`` on
+its channel. Acquiring it for a function:
+
+1. hard-links the function's code tree and merged layers into the staging directories (the
+   blob store's trees are hard links already: no data is copied), which the sandbox sees at
+   once through its binds;
+2. sets the cgroup's memory limit to the function's MemorySize;
+3. sends the function's environment over the channel (``bind``); the runtime sets
+   ``os.environ``, changes into ``/var/task``, imports the handler and goes on as usual.
+
+Init Duration is measured from step 1. The pool is refilled in the background after each
+acquire, up to ``Settings.pool_size`` blank sandboxes per Python runtime that has been asked
+for; each idle blank sandbox counts :data:`BLANK_SANDBOX_COST_MB` towards the memory budget
+(a blank Python runtime and its launcher hold about 10 MB resident).
+
+Only functions the blank sandbox fits are served: Python runtimes, with the default
+EphemeralStorage (the /tmp tmpfs is sized when the root is built), the host's network (not
+tagged ``lambdalet:network`` = ``none``), no user-set
+``PYTHONPATH`` or ``LD_LIBRARY_PATH`` beyond what is applied at bind time (``LD_LIBRARY_PATH``
+is read by the dynamic loader when the interpreter starts). Others start from scratch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lambdalet.models import FunctionConfig
+from lambdalet.runtime import launch
+from lambdalet.runtime.channel import FD_ENV, FramedChannel, encode_frame
+from lambdalet.runtime.server import RuntimeApiServer
+from lambdalet.sandbox import network
+from lambdalet.sandbox.base import SandboxInitError, SandboxSpec, SandboxState
+from lambdalet.sandbox.namespaces import NamespacesBackend, NamespacesSandbox
+from lambdalet.sandbox.output import OutputCollector
+from lambdalet.sandbox.process import INIT_TIMEOUT_S, describe_exit, error_payload, watch_exit
+from lambdalet.sandbox.snapshot import ForkedSandbox, SnapshotRegistry, applies
+
+log = logging.getLogger(__name__)
+
+POOLED_ENV = "_LAMBDALET_POOLED"
+# AWS's largest MemorySize: a cgroup v1 limit can be lowered to the function's in place (raising
+# it would have to raise memory.memsw first). Only lambdalet's own runtime runs until then.
+BLANK_MEMORY_MB = 10_240
+BLANK_SANDBOX_COST_MB = 16
+DEFAULT_EPHEMERAL_STORAGE_MB = 512
+# At most this many blank sandboxes start at once per runtime: refills stay in the background.
+REFILL_BATCH = 2
+REFILL_BACKOFF_S = 5.0
+REFILL_DELAY_S = 0.05
+
+
+class PooledChannel(FramedChannel):
+    """The framed channel of a blank runtime: it also says ``parked`` and is sent ``bind``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def bind(self, env: dict[str, str]) -> None:
+        """Give the waiting runtime its function's environment."""
+        assert self._writer is not None
+        self._writer.write(encode_frame({"op": "bind", "env": env}))
+
+    def _dispatch(self, header: dict[str, Any], payload: bytes) -> None:
+        if header.get("op") == "parked":
+            if not self.parked.done():
+                self.parked.set_result(None)
+            return
+        super()._dispatch(header, payload)
+
+
+def blank_function(runtime: str) -> FunctionConfig:
+    """The placeholder function a blank sandbox is built for: only its runtime matters."""
+    return FunctionConfig(
+        name="lambdalet-pool",
+        runtime=runtime,
+        handler="pooled.handler",
+        role="",
+        code_sha256_hex="",
+        code_size_bytes=0,
+        revision_id="",
+        last_modified_ms=0,
+        memory_mb=BLANK_MEMORY_MB,
+        ephemeral_storage_mb=DEFAULT_EPHEMERAL_STORAGE_MB,
+    )
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Fill ``target`` with hard links to ``source``'s files (copies across file systems)."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=link, dirs_exist_ok=True)
+    target.chmod(0o755)
+
+
+class PooledSandbox(NamespacesSandbox):
+    """A namespaces sandbox started blank (:meth:`park`) and later bound to a function."""
+
+    def __init__(self, spec: SandboxSpec, backend: NamespacesBackend) -> None:
+        super().__init__(spec, backend)
+        self._task_stage = self._scratch / "task"
+        self._opt_stage = self._scratch / "opt"
+        self.spec = dataclasses.replace(spec, code_dir=self._task_stage, opt_dir=self._opt_stage)
+        self._pooled_channel: PooledChannel | None = None
+        self._runtime_api = ""
+        self.parked = False
+
+    async def park(self) -> None:
+        """Start the blank runtime and wait until it is parked; raise SandboxInitError."""
+        self._server = RuntimeApiServer()
+        self._runtime_api = await self._server.start()
+        tmp_dir = self._scratch / "tmp"
+        for directory in (tmp_dir, self._task_stage, self._opt_stage):
+            directory.mkdir(parents=True)
+            directory.chmod(0o755)
+        env = self._blank_environment(self._runtime_api)
+        self._channel = self._api = self._pooled_channel = PooledChannel()
+        inherited = (await self._channel.start(),)
+        env[FD_ENV] = str(inherited[0])
+        read_fd, write_fd = os.pipe()
+        try:
+            self._process = await asyncio.to_thread(self._launch, env, inherited, write_fd)
+        except SandboxInitError:
+            os.close(read_fd)
+            await self.stop()
+            raise
+        finally:
+            os.close(write_fd)
+            self._channel.runtime_started()
+        self._output = OutputCollector(read_fd)
+        self._exit = watch_exit(self._process)
+        self._exit.add_done_callback(self._on_exit)
+        waiting: set[asyncio.Future[Any]] = {self._pooled_channel.parked, self._exit}
+        await asyncio.wait(waiting, timeout=INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if self._pooled_channel.parked.done() and not self._exit.done():
+            self.parked = True
+            return
+        lines = self._output.take()
+        await self.stop()
+        reason = "exited" if self._exit.done() else "did not park in time"
+        message = f"RequestId: Error: blank sandbox {reason}: {' | '.join(lines)[-400:]}"
+        raise SandboxInitError(error_payload("Runtime.Unknown", message), "Runtime.Unknown", [], 0)
+
+    def _blank_environment(self, runtime_api: str) -> dict[str, str]:
+        env = self._environment(runtime_api, self._scratch / "tmp")
+        # What the interpreter reads as it starts, and nothing of the placeholder function.
+        kept = ("PATH", "LANG", "TZ", "LD_LIBRARY_PATH", "TMPDIR", "PYTHONPATH")
+        blank = {key: env[key] for key in kept if key in env}
+        blank["LAMBDA_TASK_ROOT"] = env["LAMBDA_TASK_ROOT"]
+        blank[POOLED_ENV] = "1"
+        return blank
+
+    @property
+    def usable(self) -> bool:
+        """Parked and still alive."""
+        return self.parked and self._exit is not None and not self._exit.done()
+
+    async def bind(self, spec: SandboxSpec) -> None:
+        """Give this blank sandbox a function: link its code, set its limits, init it."""
+        assert self._pooled_channel is not None and self._exit is not None
+        assert self._output is not None
+        started = time.perf_counter()
+        self.parked = False
+        self.spec = spec
+        try:
+            await asyncio.to_thread(self._stage, spec)
+        except OSError as error:
+            await self.stop()
+            message = f"RequestId: Error: cannot bind the function's code: {error}"
+            payload = error_payload("Runtime.Unknown", message)
+            raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
+        env = self._environment(self._runtime_api, self._scratch / "tmp")
+        self._pooled_channel.bind(env)
+        api = self._pooled_channel
+        waiting: set[asyncio.Future[Any]] = {api.first_poll, api.init_error, self._exit}
+        await asyncio.wait(waiting, timeout=INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        init_ms = (time.perf_counter() - started) * 1000
+        if api.first_poll.done() and not api.init_error.done():
+            self.state = SandboxState.READY
+            self._stats.init_duration_ms = init_ms
+            self._after_init()
+            return
+        if api.init_error.done():
+            reply = api.init_error.result()
+            error_type = reply.error_type or "Runtime.Unknown"
+            payload = reply.payload
+        elif self._exit.done():
+            error_type = "Runtime.ExitError"
+            described = describe_exit(self._exit.result())
+            message = f"RequestId: Error: Runtime exited with error: {described}"
+            payload = error_payload(error_type, message)
+        else:
+            error_type = "Runtime.InitTimeout"
+            message = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds"
+            payload = error_payload(error_type, message)
+        await self.stop()
+        raise SandboxInitError(payload, error_type, self._output.take(), init_ms)
+
+    def _stage(self, spec: SandboxSpec) -> None:
+        """Link the code and layers in, and give the cgroup the function's memory (blocking)."""
+        link_tree(spec.code_dir, self._task_stage)
+        if spec.opt_dir.is_dir() and any(spec.opt_dir.iterdir()):
+            link_tree(spec.opt_dir, self._opt_stage)
+        if self._cgroup is not None:
+            self._cgroup._limit_memory(spec.function.memory_mb)
+
+    def _after_init(self) -> None:
+        """What NamespacesSandbox.start does once init is done: throttle the CPU, watch memory.
+
+        On the loop, not in a thread: two small writes to the cgroup file system (no disk)
+        cost less than the thread hop, on the cold start's path."""
+        if self._cgroup is not None:
+            try:
+                self._cgroup.limit_cpu(self.spec.function.memory_mb)
+            except OSError as error:
+                log.warning("sandbox %s: cannot limit its CPU: %s", self.sandbox_id, error)
+        if not self._backend.isolation.cgroups.reports_peak:
+            self._watch_runtime_memory()
+
+    def _on_exit(self, future: asyncio.Future[int]) -> None:
+        if self.parked and not self._stopped:  # a blank runtime died: drop it, the pool skips it
+            self.parked = False
+            self.state = SandboxState.READY  # so the process backend's cleanup stops it
+        super()._on_exit(future)
+
+
+@dataclasses.dataclass
+class _RuntimePool:
+    """The blank sandboxes of one runtime, and the task that refills them."""
+
+    blank: list[PooledSandbox] = dataclasses.field(default_factory=list)
+    starting: int = 0
+    refill: asyncio.Task[None] | None = None
+
+
+class SandboxPool:
+    """Keeps ``size`` blank sandboxes per Python runtime in use; hands them out bound. Versions
+    that opt into SnapStart are forked from their snapshot's zygote instead."""
+
+    def __init__(
+        self,
+        backend: NamespacesBackend,
+        *,
+        size: int,
+        runtimes: dict[str, str],
+        region: str,
+        scratch_root: Path,
+        cache_dir: Path,
+        has_room_mb: Callable[[int], bool] = lambda _: True,
+    ) -> None:
+        self._backend = backend
+        self.size = size
+        self._runtimes = runtimes
+        self._region = region
+        self._scratch_root = scratch_root
+        self._cache_dir = cache_dir
+        self._has_room_mb = has_room_mb
+        self._pools: dict[str, _RuntimePool] = {}
+        self._stopped = False
+        self.refilling = True  # False: hand out what is parked, start no more
+        self.snapshots = SnapshotRegistry(backend)
+
+    def serves(self, function: FunctionConfig) -> bool:
+        """Whether a blank sandbox fits this function."""
+        return (
+            self.size > 0
+            and launch.family(function.runtime) == "python"
+            and function.runtime in self._runtimes
+            and function.ephemeral_storage_mb == DEFAULT_EPHEMERAL_STORAGE_MB
+            and "LD_LIBRARY_PATH" not in function.environment
+            # An empty network namespace is made with the sandbox: blank ones share the host's.
+            and not network.wants_no_network(function)
+        )
+
+    def blank_count(self, runtime: str | None = None) -> int:
+        """Blank sandboxes parked now, of one runtime or of all."""
+        return sum(
+            sum(1 for s in pool.blank if s.usable)
+            for name, pool in self._pools.items()
+            if runtime in (None, name)
+        )
+
+    def memory_in_use_mb(self) -> int:
+        """What the blank sandboxes, parked and starting, count towards the memory budget."""
+        count = sum(len(pool.blank) + pool.starting for pool in self._pools.values())
+        return count * BLANK_SANDBOX_COST_MB + self.snapshots.memory_in_use_mb()
+
+    def warm(self, runtime: str) -> None:
+        """Start filling the pool of a runtime (in the background)."""
+        if self._stopped or self.size <= 0 or not self.refilling:
+            return
+        pool = self._pools.setdefault(runtime, _RuntimePool())
+        if pool.refill is None or pool.refill.done():
+            pool.refill = asyncio.create_task(self._fill(runtime, pool), name=f"pool-{runtime}")
+
+    async def wait_filled(self, runtime: str, timeout_s: float = 30.0) -> bool:
+        """Wait until the runtime's pool is full (for tests and benchmarks)."""
+        self.warm(runtime)
+        deadline = time.monotonic() + timeout_s
+        while self.blank_count(runtime) < self.size:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def acquire(self, spec: SandboxSpec) -> PooledSandbox | ForkedSandbox | None:
+        """A sandbox bound to ``spec``'s function and READY: forked from its snapshot, or a
+        blank one bound; None if neither applies or no blank one is parked.
+
+        Raises SandboxInitError as a sandbox's start would.
+        """
+        function = spec.function
+        if applies(function):
+            return await self.snapshots.acquire(spec)
+        if not self.serves(function):
+            return None
+        pool = self._pools.setdefault(function.runtime, _RuntimePool())
+        sandbox: PooledSandbox | None = None
+        while pool.blank:
+            candidate = pool.blank.pop()
+            if candidate.usable:
+                sandbox = candidate
+                break
+        if sandbox is None:
+            self.warm(function.runtime)
+            return None
+        try:
+            await sandbox.bind(spec)
+        finally:
+            # Refilled a little later: a runtime starting beside it would slow this cold
+            # start's first invocation.
+            loop = asyncio.get_running_loop()
+            loop.call_later(REFILL_DELAY_S, self.warm, function.runtime)
+        return sandbox
+
+    async def _fill(self, runtime: str, pool: _RuntimePool) -> None:
+        while not self._stopped:
+            pool.blank = [s for s in pool.blank if s.usable]
+            missing = self.size - len(pool.blank) - pool.starting
+            if missing <= 0:
+                return
+            batch = min(missing, REFILL_BATCH)
+            if not self._has_room_mb(batch * BLANK_SANDBOX_COST_MB):
+                return  # the budget is for functions first; the next acquire tries again
+            pool.starting += batch
+            try:
+                results = await asyncio.gather(
+                    *(self._park_one(runtime) for _ in range(batch)), return_exceptions=True
+                )
+            finally:
+                pool.starting -= batch
+            for result in results:
+                if isinstance(result, PooledSandbox):
+                    if self._stopped:
+                        await result.stop()
+                    else:
+                        pool.blank.append(result)
+                elif isinstance(result, BaseException):
+                    log.warning("starting a blank %s sandbox failed: %s", runtime, result)
+            if any(isinstance(result, BaseException) for result in results):
+                await asyncio.sleep(REFILL_BACKOFF_S)
+
+    async def _park_one(self, runtime: str) -> PooledSandbox:
+        spec = SandboxSpec(
+            function=blank_function(runtime),
+            code_dir=self._scratch_root,  # replaced by the staging directories
+            opt_dir=self._scratch_root,
+            runtimes=self._runtimes,
+            region=self._region,
+            scratch_root=self._scratch_root,
+            cache_dir=self._cache_dir,
+        )
+        sandbox = PooledSandbox(spec, self._backend)
+        await sandbox.park()
+        return sandbox
+
+    async def release_blank(self, need_mb: int) -> int:
+        """Stop parked blank sandboxes until ``need_mb`` of the memory budget is free again (a
+        function's sandbox needs it); return how many MB were freed."""
+        doomed: list[PooledSandbox] = []
+        for pool in self._pools.values():
+            while pool.blank and len(doomed) * BLANK_SANDBOX_COST_MB < need_mb:
+                doomed.append(pool.blank.pop())
+        await asyncio.gather(*(s.stop() for s in doomed), return_exceptions=True)
+        return len(doomed) * BLANK_SANDBOX_COST_MB
+
+    async def retire(self, name: str, version: str | None = None) -> None:
+        """Forget the snapshots of a function (or one version) that changed or was deleted."""
+        await self.snapshots.retire(name, version)
+
+    async def stop(self) -> None:
+        """Stop refilling and stop every blank sandbox and zygote."""
+        self._stopped = True
+        await self.snapshots.stop()
+        for pool in self._pools.values():
+            if pool.refill is not None:
+                # Blank sandboxes being started are stopped as they park (see _fill).
+                await asyncio.wait({pool.refill}, timeout=INIT_TIMEOUT_S)
+                pool.refill.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pool.refill
+        blank = [s for pool in self._pools.values() for s in pool.blank]
+        self._pools.clear()
+        await asyncio.gather(*(s.stop() for s in blank), return_exceptions=True)
+
+
+def make_pool(
+    backend: object,
+    *,
+    size: int,
+    runtimes: dict[str, str],
+    region: str,
+    scratch_root: Path,
+    cache_dir: Path,
+    has_room_mb: Callable[[int], bool],
+) -> SandboxPool | None:
+    """A pool for the namespaces backend (with no blank sandboxes when ``size`` is 0, but
+    snapshots still); None for other backends."""
+    if not isinstance(backend, NamespacesBackend):
+        return None
+    return SandboxPool(
+        backend,
+        size=size,
+        runtimes=runtimes,
+        region=region,
+        scratch_root=scratch_root,
+        cache_dir=cache_dir,
+        has_room_mb=has_room_mb,
+    )
