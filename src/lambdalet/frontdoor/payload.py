@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from lambdalet.api.requests import read_body
 from lambdalet.errors import RequestTooLargeException
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
@@ -74,20 +75,7 @@ def request_time(at_unix_ms: int) -> str:
 
 async def read_request_body(request: Request, limit_bytes: int = MAX_REQUEST_BYTES) -> bytes:
     """The whole body, refused with RequestTooLargeException as soon as it passes the limit."""
-    too_large = RequestTooLargeException(
-        f"Request must be smaller than {limit_bytes} bytes for the payload"
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request, limit_bytes, "HTTP request")
 
 
 async def request_event(
