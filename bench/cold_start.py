@@ -2,7 +2,9 @@
 
     python bench/cold_start.py [--cold 40] [--warm 500] [--fresh 40]
                                [--runtimes python,node,java,go] [--pause-ms 50] [--no-fork]
-                               [--out bench/results/cold_start.json]
+                               [--isolated yes|no|only] [--out bench/results/cold_start.json]
+
+With ``--isolated only`` the other runtimes' rows and targets already in ``--out`` are kept.
 
 One row per runtime, each running the repository's example for it: ``examples/hello``
 (python3.11, or whichever Python runs this script), ``examples/node-hello`` (nodejs20.x),
@@ -45,9 +47,11 @@ in the run's temporary directory). Every event is ``{"name": "bench"}``.
   TZ, LD_LIBRARY_PATH, TMPDIR), not this script's, which may hold variables that slow a start
   down (NODE_EXTRA_CA_CERTS makes Node.js read a CA bundle first). Cold starts and fresh
   processes alternate, event by event, so both see the same machine load.
-- **plain fork** (Python row only): ``os.fork()`` of this already-running interpreter, which
-  has imported the handler's module; the child calls the handler, writes the result to a pipe
-  and exits. The floor for a fork-server or snapshot design.
+- **plain fork** (Python row only): ``os.fork()`` of an already-running interpreter (a helper
+  that has made this script's imports, not this script itself: a fork leaves the parent's
+  pages copy-on-write, which would slow its next timed invoke) that has imported the handler's
+  module; the child calls the handler, writes the result to a pipe and exits. The floor for a
+  fork-server or snapshot design.
 
 Prints a table (lambdalet cold p50/p99, warm p50/p99, Init Duration p50, fresh process p50,
 and the ratios cold ÷ fresh and warm ÷ fresh; the plain-fork line gives cold ÷ fork and
@@ -64,6 +68,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import json
 import math
 import os
 import platform
@@ -73,7 +78,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,8 +93,6 @@ from runtime_examples import (
     Prepared,
     RuntimeSpec,
     baseline_env,
-    fork_once,
-    load_python_handler,
 )
 from throughput import machine_facts, write_json
 
@@ -237,6 +240,61 @@ class Invoker:
         return elapsed_ms, log_text
 
 
+# The plain-fork baseline runs in a process of its own: forking the bench itself would leave
+# its pages copy-on-write, and the copy faults would slow its next timed invoke (by about
+# 0.3 ms on a 2-core VM, more than the difference measured).
+FORK_COMMAND = "os.fork() of a helper interpreter of the bench's size, handler module imported"
+FORK_HELPER = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[1])
+import cold_start  # noqa: F401  (the bench's imports: an interpreter of the bench's size)
+from runtime_examples import fork_once, load_python_handler
+
+handler = load_python_handler(Path(sys.argv[2]))
+print("ready", flush=True)
+for _ in sys.stdin:
+    print(fork_once(handler), flush=True)
+"""
+
+
+class ForkBaseline:
+    """A helper interpreter with the example's handler imported, forked on demand."""
+
+    def __init__(self, function_dir: Path) -> None:
+        argv = [sys.executable, "-c", FORK_HELPER, str(BENCH_DIR), str(function_dir)]
+        self._process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO_DIR
+        )
+        if self._read() != "ready":
+            self.close()
+            raise BenchError("the plain-fork helper did not start")
+
+    def _read(self) -> str:
+        assert self._process.stdout is not None
+        return self._process.stdout.readline().strip()
+
+    def once(self) -> float:
+        """One fork of the helper, the handler called in the child: ms until its result."""
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write("\n")
+            self._process.stdin.flush()
+            return float(self._read())
+        except (OSError, ValueError) as error:
+            raise BenchError(f"the plain-fork helper failed: {error!r}") from error
+
+    def close(self) -> None:
+        """Stop the helper."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait(10)
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
+
+
 def report_numbers(log_text: str) -> tuple[float | None, float | None]:
     """(Init Duration, Duration) in ms from the REPORT line of a log tail."""
     report = next((ln for ln in reversed(log_text.splitlines()) if ln.startswith("REPORT")), "")
@@ -338,6 +396,37 @@ def measure_runtime(
     return row
 
 
+def measure_cold_and_fresh(
+    row: RuntimeRow,
+    args: argparse.Namespace,
+    prepared: Prepared,
+    client: Client,
+    invoker: Invoker,
+    name: str,
+    fork_baseline: ForkBaseline | None,
+) -> None:
+    """Cold starts alternating with fresh processes and plain forks, into ``row``."""
+    pause_s = args.pause_ms / 1000
+    for index in range(max(args.cold, args.fresh)):
+        if index < args.cold and not row.cold.reason:
+            try:
+                measure_lambdalet_cold_once(row, client, invoker, name, index)
+            except (BenchError, ApiError, OSError) as error:
+                row.cold.reason = f"cold start {index}: {error}"
+            time.sleep(pause_s)
+        if index < args.fresh and not row.fresh.reason:
+            try:
+                row.fresh.samples_ms.append(prepared.fresh_once(index))
+            except (BenchError, OSError, subprocess.SubprocessError) as error:
+                row.fresh.reason = f"fresh process {index}: {error}"
+            time.sleep(pause_s)
+        if row.fork is not None and fork_baseline is not None and not row.fork.reason:
+            try:
+                row.fork.samples_ms.append(fork_baseline.once())
+            except (BenchError, OSError) as error:
+                row.fork.reason = str(error)
+
+
 def measure_prepared(
     row: RuntimeRow,
     prepared: Prepared,
@@ -379,32 +468,18 @@ def measure_prepared(
         return
     print(f"  first invoke {row.first_invoke_ms:,.1f} ms (kept aside)", flush=True)
 
-    fork_handler: Callable[[Any, Any], Any] | None = None
+    fork_baseline: ForkBaseline | None = None
     if spec.key == "python" and not args.no_fork:
-        row.fork = Measured(command="os.fork() of this interpreter, handler module imported")
+        row.fork = Measured(command=FORK_COMMAND)
         try:
-            fork_handler = load_python_handler(prepared.function_dir)
-        except (BenchError, OSError, ImportError) as error:
+            fork_baseline = ForkBaseline(prepared.function_dir)
+        except (BenchError, OSError) as error:
             row.fork.reason = str(error)
-    pause_s = args.pause_ms / 1000
-    for index in range(max(args.cold, args.fresh)):
-        if index < args.cold and not row.cold.reason:
-            try:
-                measure_lambdalet_cold_once(row, client, invoker, name, index)
-            except (BenchError, ApiError, OSError) as error:
-                row.cold.reason = f"cold start {index}: {error}"
-            time.sleep(pause_s)
-        if index < args.fresh and not row.fresh.reason:
-            try:
-                row.fresh.samples_ms.append(prepared.fresh_once(index))
-            except (BenchError, OSError, subprocess.SubprocessError) as error:
-                row.fresh.reason = f"fresh process {index}: {error}"
-            time.sleep(pause_s)
-        if row.fork is not None and fork_handler is not None and not row.fork.reason:
-            try:
-                row.fork.samples_ms.append(fork_once(fork_handler))
-            except (BenchError, OSError) as error:
-                row.fork.reason = str(error)
+    try:
+        measure_cold_and_fresh(row, args, prepared, client, invoker, name, fork_baseline)
+    finally:
+        if fork_baseline is not None:
+            fork_baseline.close()
     if row.cold.reason:
         row.warm.reason = "not measured: the cold starts failed"
         return
@@ -444,7 +519,8 @@ def measure_isolated_row(
     label, pool_size, snapshot = ISOLATED_ROWS[key]
     row = RuntimeRow(key, f"python ({label})", "examples/hello", prepared.handler)
     row.fresh.command = prepared.fresh_command
-    row.fork = Measured(command="os.fork() of this interpreter, handler module imported")
+    row.fork = Measured(command=FORK_COMMAND)
+    fork_baseline: ForkBaseline | None = None
     env = {
         "LAMBDALET_SANDBOX_BACKEND": "namespaces",
         "LAMBDALET_POOL_SIZE": pool_size,
@@ -479,7 +555,7 @@ def measure_isolated_row(
                 f" {ISOLATED_KEEP_ALIVE_MS} ms: its sandbox is gone)"
             )
             row.first_invoke_ms, _ = invoker.invoke(name, FIRST_INVOKE_TIMEOUT_S, qualifier)
-            fork_handler = load_python_handler(prepared.function_dir)
+            fork_baseline = ForkBaseline(prepared.function_dir)
             for index in range(args.cold):
                 time.sleep(ISOLATED_PAUSE_MS / 1000)
                 elapsed_ms, log_text = invoker.invoke(name, qualifier=qualifier)
@@ -493,7 +569,7 @@ def measure_isolated_row(
                         row.cold_report_duration.samples_ms.append(duration_ms)
                 if index < args.fresh:
                     row.fresh.samples_ms.append(prepared.fresh_once(index))
-                row.fork.samples_ms.append(fork_once(fork_handler))
+                row.fork.samples_ms.append(fork_baseline.once())
             time.sleep(ISOLATED_PAUSE_MS / 1000)
             invoker.invoke(name, qualifier=qualifier)  # cold: the warm ones follow it
             for _ in range(args.warm):
@@ -506,6 +582,8 @@ def measure_isolated_row(
         finally:
             invoker.close()
             client.close()
+            if fork_baseline is not None:
+                fork_baseline.close()
     for measured in (row.cold, row.init_duration, row.cold_report_duration, row.warm):
         measured.finish()
     row.fresh.finish()
@@ -762,9 +840,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runtimes": {row.key: asdict(row) | {"ratios": ratios(row)} for row in rows},
         "targets": [python_target(rows), *isolated_targets(rows)],
     }
+    if args.isolated == "only":
+        document = keep_other_rows(document, args.out)
     write_json(args.out, document)
     print(f"wrote {args.out} ({elapsed:.0f} s)")
     return 0
+
+
+def keep_other_rows(document: dict[str, Any], path: Path) -> dict[str, Any]:
+    """With ``--isolated only``: the rows and targets ``path`` holds of the other runtimes,
+    measured by an earlier run (named in ``earlier_rows_from``), beside this run's."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return document
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("runtimes"), dict):
+        return document
+    isolated = {target["target"] for target in isolated_targets([])}
+    kept_rows = {k: v for k, v in earlier["runtimes"].items() if k not in ISOLATED_ROWS}
+    kept_targets = [t for t in earlier.get("targets", []) if t.get("target") not in isolated]
+    fresh_targets = [t for t in document["targets"] if t["target"] in isolated]
+    return document | {
+        "runtimes": kept_rows | document["runtimes"],
+        "targets": kept_targets + fresh_targets,
+        "earlier_rows_from": {
+            "started_at": earlier.get("started_at"),
+            "command": earlier.get("command"),
+            "rows": sorted(kept_rows),
+        },
+    }
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ process of those sandboxes, and divides by ``--count``. Two kinds, each its own 
 
 - **started**: sandboxes started one by one for the function (as with no pool, or as a pool
   hands out: a blank sandbox bound is the same three processes). A sandbox's processes are the
-  launcher (host pid namespace), its child the sandbox's init (pid 1) and the init's child,
-  the runtime.
+  launcher (host pid namespace; a shell once the sandbox is set up), its child the sandbox's
+  init (pid 1; the native ``runtime/init.c`` once set up, if the host could build it) and the
+  init's child, the runtime. Their PSS per sandbox is also given by role.
 - **snapshot**: instances forked from one zygote (SnapStart): each instance is one process;
   the zygote's launcher, init and runtime are counted once, shared by all.
 
@@ -30,7 +31,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class DensityResult:
     rss_total_mb: float
     pss_per_sandbox_mb: float
     rss_per_sandbox_mb: float
+    pss_per_sandbox_by_role_mb: dict[str, float] = field(default_factory=dict)
 
 
 def memory_kb(pid: int) -> tuple[int, int]:
@@ -87,13 +89,32 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def summarize(kind: str, count: int, pids: list[int]) -> DensityResult:
-    """Sum the memory of ``pids``, per sandbox over ``count``."""
+ROLES = ("launcher", "init", "runtime")
+
+
+def roles(launcher: int) -> dict[int, str]:
+    """A started sandbox's processes by role: the launcher, its child the init, and below it
+    the runtime (with whatever the runtime or the init started)."""
+    found = {launcher: "launcher"}
+    for init in tree(launcher)[1:2]:
+        found[init] = "init"
+        for pid in tree(init)[1:]:
+            found[pid] = "runtime"
+    return found
+
+
+def summarize(
+    kind: str, count: int, pids: list[int], role_of: dict[int, str] | None = None
+) -> DensityResult:
+    """Sum the memory of ``pids``, per sandbox over ``count`` (and by role, if given)."""
     pss = rss = 0
+    by_role = dict.fromkeys(ROLES, 0) if role_of else {}
     for pid in pids:
         pid_pss, pid_rss = memory_kb(pid)
         pss += pid_pss
         rss += pid_rss
+        if role_of and pid in role_of:
+            by_role[role_of[pid]] += pid_pss
     return DensityResult(
         kind=kind,
         count=count,
@@ -102,6 +123,7 @@ def summarize(kind: str, count: int, pids: list[int]) -> DensityResult:
         rss_total_mb=rss / 1024,
         pss_per_sandbox_mb=pss / 1024 / count,
         rss_per_sandbox_mb=rss / 1024 / count,
+        pss_per_sandbox_by_role_mb={role: kb / 1024 / count for role, kb in by_role.items()},
     )
 
 
@@ -126,8 +148,11 @@ async def measure(count: int, work_dir: Path) -> list[DensityResult]:
             started += batch
             await asyncio.gather(*(warm_one(s, first + i) for i, s in enumerate(batch)))
         await asyncio.sleep(1.0)  # idle
-        pids = [pid for s in started if s._process for pid in tree(s._process.pid)]
-        results.append(summarize("started", count, pids))
+        role_of: dict[int, str] = {}
+        for sandbox in started:
+            if sandbox._process is not None:
+                role_of |= roles(sandbox._process.pid)
+        results.append(summarize("started", count, list(role_of), role_of))
     finally:
         await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
     print(f"forking {count} instances from a snapshot ...", flush=True)
@@ -184,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.pss_per_sandbox_mb:>13.2f}{result.rss_per_sandbox_mb:>13.2f}"
             f"{result.pss_per_sandbox_mb / TARGET_PSS_MB:>9.2f}×"
         )
+    for result in results:
+        if result.pss_per_sandbox_by_role_mb:
+            parts = ", ".join(
+                f"{role} {mb:.2f}" for role, mb in result.pss_per_sandbox_by_role_mb.items()
+            )
+            print(f"{result.kind} PSS/sandbox by role (MB): {parts}")
     for result in results:
         verdict = "MET" if result.pss_per_sandbox_mb <= TARGET_PSS_MB else "NOT MET"
         print(

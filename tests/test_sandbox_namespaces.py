@@ -21,7 +21,7 @@ from conftest import ROLE, boto_client
 
 from lambdalet.config import Settings
 from lambdalet.models import FunctionConfig, Invocation
-from lambdalet.sandbox import cgroups
+from lambdalet.sandbox import cgroups, native_init
 from lambdalet.sandbox.base import SandboxSpec
 from lambdalet.sandbox.namespaces import (
     DEFAULT_HOST_ID,
@@ -189,7 +189,7 @@ def test_function_sees_only_its_own_files_and_processes(
     # Its own pid namespace: the sandbox's init is pid 1, the runtime its child.
     assert result["pids"][0] == 1 and result["pid"] in result["pids"]
     assert len(result["pids"]) <= 3, result["pids"]
-    assert "python" in result["init"]
+    assert ("lambdalet-init" if native_init.program() else "python") in result["init"]
     assert set(result["kill"].values()) <= {"ESRCH", "EPERM"}, result["kill"]
     assert_still_serving(deploy, lambda_client)
 

@@ -200,6 +200,39 @@ def with_layer(event, context):
     assert result["data"] == "d" and result["age_s"] >= 0.3
 
 
+def test_a_pooled_handler_imports_its_package_its_modules_and_the_standard_library(
+    server: ServerThread, deploy: Deploy, lambda_client: Any
+) -> None:
+    # The blank runtime looked at /var/task while it was empty, and has compiled code before
+    # (ahead of the bind): neither may hide the function's modules, nor the standard
+    # library's modules it had not imported.
+    fill_pool(server)
+    time.sleep(0.3)
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/entry.py": AGE
+        + """
+import fractions, uuid
+from pkg import helper
+import sibling
+
+def handler(event, context):
+    return {"age_s": AGE_S, "helper": helper.WHO, "sibling": sibling.WHO,
+            "third": str(fractions.Fraction(1, 3)), "uuid": len(str(uuid.uuid4())),
+            "file": helper.__file__}
+""",
+        "pkg/helper.py": "WHO = 'helper'\n",
+        "sibling.py": "WHO = 'sibling'\n",
+    }
+    name = deploy("", files=files, handler="pkg/entry.handler")["FunctionName"]
+    result, response = invoke(lambda_client, name)
+    assert "FunctionError" not in response, tail(response)
+    assert result["age_s"] >= 0.3  # from the pool
+    assert result["helper"] == "helper" and result["sibling"] == "sibling"
+    assert result["third"] == "1/3" and result["uuid"] == 36
+    assert result["file"] == "/var/task/pkg/helper.py"
+
+
 def test_blank_sandboxes_count_towards_the_memory_budget(server: ServerThread) -> None:
     fill_pool(server)
     router = server.node.router

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pydantic
 import pytest
 from conftest import boto_client
 
+from lambdalet.config import Settings
 from lambdalet.sandbox.namespaces import probe_namespaces
-from lambdalet.testing import Deploy, ServerThread, tail
+from lambdalet.sandbox.snapshot import SPARE_COST_MB, ForkedSandbox
+from lambdalet.testing import Deploy, ServerThread, make_zip, tail
 
 if os.geteuid() != 0 or probe_namespaces().get("user"):
     pytest.skip("the namespaces backend needs root and user namespaces", allow_module_level=True)
@@ -147,7 +151,8 @@ def test_latest_is_not_snapshotted(deploy: Deploy, lambda_client: Any) -> None:
 
 
 def test_an_instance_that_dies_is_reported_and_replaced(deploy: Deploy, lambda_client: Any) -> None:
-    name = published(deploy, lambda_client, MemorySize=128)
+    # A timeout long enough that the memory hog meets the OOM killer even on a busy machine.
+    name = published(deploy, lambda_client, MemorySize=128, Timeout=60)
     first, _ = invoke(lambda_client, name, "1")
     error, response = invoke(lambda_client, name, "1", {"exit": 3})
     assert response["FunctionError"] == "Unhandled"
@@ -204,3 +209,117 @@ def handler(event, context):
     cgroups = [tuple(result["memory_cgroup"]) for result in results]
     assert all(cgroups) and len(set(cgroups)) == 3, cgroups
     assert all(line not in results[0]["zygote"] for group in cgroups for line in group)
+
+
+def spares(server: ServerThread, name: str, version: str = "1") -> list[ForkedSandbox]:
+    pool = server.node.router.pool
+    assert pool is not None
+    return pool.snapshots.spares_of(name, version)
+
+
+def wait_for_spare(server: ServerThread, name: str, but_not: int | None = None) -> ForkedSandbox:
+    """The version's spare, once one is forked (other than the instance ``but_not``)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ready = [s for s in spares(server, name) if s.sandbox_pid != but_not]
+        if ready:
+            return ready[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no spare instance of {name}:1 was forked")
+
+
+def test_a_spare_instance_is_forked_after_the_first_cold_start(
+    server: ServerThread, deploy: Deploy, lambda_client: Any
+) -> None:
+    name = published(deploy, lambda_client)
+    assert spares(server, name) == []
+    first, _ = invoke(lambda_client, name, "1")
+    spare = wait_for_spare(server, name)
+    assert spare.sandbox_pid != first["pid"]
+    assert spare.host_pid is not None and os.path.exists(f"/proc/{spare.host_pid}")
+    assert len(spares(server, name)) == 1  # one spare per version, not one per cold start
+
+
+def test_a_cold_start_takes_the_spare_and_another_is_forked(
+    server: ServerThread, deploy: Deploy, lambda_client: Any
+) -> None:
+    name = published(deploy, lambda_client)
+    first, _ = invoke(lambda_client, name, "1")
+    spare = wait_for_spare(server, name)
+    with ThreadPoolExecutor(1) as threads:
+        # The warm instance is busy: the next invocation is a cold start.
+        busy = threads.submit(invoke, lambda_client, name, "1", {"sleep_s": 1})
+        time.sleep(0.3)
+        taken, response = invoke(lambda_client, name, "1")
+        assert busy.result()[0]["pid"] == first["pid"]
+    assert "FunctionError" not in response, tail(response)
+    assert taken["pid"] == spare.sandbox_pid  # the spare, forked before this cold start
+    assert taken["calls"] == 1 and taken["inits"] == first["inits"]
+    assert "Init Duration:" in tail(response)
+    assert f"instance {taken['pid']} says hi" in tail(response)
+    replacement = wait_for_spare(server, name, but_not=spare.sandbox_pid)
+    assert replacement.sandbox_pid not in (first["pid"], taken["pid"])
+
+
+def test_deleting_the_version_stops_its_spare(
+    server: ServerThread, deploy: Deploy, lambda_client: Any
+) -> None:
+    name = published(deploy, lambda_client, MemorySize=192)
+    invoke(lambda_client, name, "1")
+    spare = wait_for_spare(server, name)
+    assert spare.host_pid is not None
+    snapshots = server.node.router.pool.snapshots  # type: ignore[union-attr]
+    held_mb = snapshots.memory_in_use_mb()
+    lambda_client.delete_function(FunctionName=name, Qualifier="1")
+    assert spares(server, name) == []
+    # The zygote counted its MemorySize, the spare its own share.
+    assert held_mb - snapshots.memory_in_use_mb() == 192 + SPARE_COST_MB
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{spare.host_pid}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{spare.host_pid}")
+
+
+def test_spares_give_way_when_a_function_needs_the_budget(
+    server: ServerThread, deploy: Deploy, lambda_client: Any
+) -> None:
+    name = published(deploy, lambda_client)
+    invoke(lambda_client, name, "1")
+    spare = wait_for_spare(server, name)
+    pool = server.node.router.pool
+    assert pool is not None and pool.size == 0  # no blank sandboxes to give way first
+    freed_mb = server.call(pool.release_blank(len(pool.snapshots.spares_of()) * SPARE_COST_MB))
+    assert freed_mb >= SPARE_COST_MB
+    assert pool.snapshots.spares_of() == [] and not spare.usable
+
+
+def test_no_spares_when_turned_off_or_when_the_budget_has_no_room(
+    tmp_path: Any, unique_name: str
+) -> None:
+    choices: list[dict[str, Any]] = [{"snapshot_spares": 0}, {"memory_budget_mb": 200}]
+    for settings in choices:
+        data_dir = tmp_path / str(len(list(tmp_path.iterdir())))
+        with ServerThread(
+            sandbox_backend="namespaces", data_dir=data_dir, pool_size=0, **settings
+        ) as node:
+            client = boto_client(node.url)
+            client.create_function(
+                FunctionName=unique_name,
+                Runtime="python3.11",
+                Role="arn:aws:iam::123456789012:role/lambda",
+                Handler="app.handler",
+                Code={"ZipFile": make_zip({"app.py": COUNTED})},
+                MemorySize=192,  # zygote and instance hold 384 MB: no room for a spare
+                SnapStart=SNAP,
+            )
+            client.publish_version(FunctionName=unique_name)
+            _, response = invoke(client, unique_name, "1")
+            assert "FunctionError" not in response, tail(response)
+            time.sleep(0.5)
+            assert spares(node, unique_name) == [], settings
+
+
+@pytest.mark.parametrize("count", [-1, 9])
+def test_a_spare_count_out_of_range_is_refused(count: int) -> None:
+    with pytest.raises(pydantic.ValidationError, match="snapshot_spares"):
+        Settings(snapshot_spares=count)

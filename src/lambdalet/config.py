@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         ge=0,
         description="blank namespaces sandboxes kept started per Python runtime in use; 0: none",
     )
+    snapshot_spares: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="instances forked ahead per SnapStart version, for its next cold start",
+    )
     log_level: str = "info"
     public_url: str = Field(
         default="",

@@ -18,19 +18,27 @@ launcher
     this process, in the host's pid namespace. It unshares a pid namespace, forks the init,
     writes the init's uid and gid maps when asked (only a process outside a user namespace may
     map a host id other than its own) and ends as the runtime ended: with the same exit
-    status, or killed by the same signal. That is what the host sees and reports.
+    status, or killed by the same signal. That is what the host sees and reports. Once the
+    ids are mapped it has only that left to do, for as long as the sandbox lives, so it execs
+    ``/bin/sh`` (:data:`REPORTER`): about 0.1 MB instead of an interpreter's 2 MB. Exec
+    keeps its pid, its process group and its child: the init's parent-death signal stays
+    armed (it fires when the parent thread ends, and exec does not end it).
 init
     pid 1 of the new pid namespace. As the host's root it unshares the mount, ipc and uts
     namespaces, builds the root on a tmpfs, pivots into it and mounts a /proc of its own: those
     namespaces stay owned by the host's user namespace, so nothing inside can remount them.
     Only then does it unshare the user namespace. It forks the runtime and reaps every orphan
-    until the runtime exits; its own exit kills whatever is left in the pid namespace.
+    until the runtime exits; its own exit kills whatever is left in the pid namespace. With
+    ``init_program`` in the plan (``runtime/init.c``, compiled on the host) it execs that
+    from a memfd once the runtime is forked, to do the reaping and reporting in a few pages
+    instead of an interpreter's 3 MB.
 runtime
     drops to the unprivileged user with no_new_privs set, and execs the runtime's command line.
 
 A setup failure is written to stderr (the function's log) and ends the launcher with exit
-status 125. With ``--probe`` the script prints, as JSON, which namespaces the kernel lets it
-create (an empty string for those it does, the error for the others).
+status 125: the init reports its own failure the way it reports the runtime's end. With
+``--probe`` the script prints, as JSON, which namespaces the kernel lets it create (an empty
+string for those it does, the error for the others).
 """
 
 from __future__ import annotations
@@ -47,6 +55,24 @@ if TYPE_CHECKING:
 
 SETUP_FAILED = 125
 EXEC_FAILED = 127
+
+SHELL = "/bin/sh"
+# What the launcher becomes once the sandbox is set up, reading the init's report on stdin:
+# ``exit N`` or ``signal N``. It ends the same way, re-raising the signal with its default
+# action (one ignored by default, as SIGCHLD, gives 128 + N, as from a shell). Only builtins:
+# a fork would land in the sandbox's pid namespace. A shell cannot wait for a child it did
+# not start, so the init's own status is out of reach. The init reports every failure it can
+# catch; if no report comes, it was killed, and that ends the sandbox as killed (SIGKILL):
+# pid 1 of a pid namespace gets no signal it does not handle but SIGKILL (the OOM killer's
+# or the host's), so only a fault of the init itself (SIGSEGV, SIGBUS) would be misreported.
+REPORTER = """read -r word value
+case $value in ''|*[!0-9]*) word=killed ;; esac
+case $word in
+exit) exit "$value" ;;
+signal) kill -"$value" $$; exit $((128 + value)) ;;
+esac
+kill -KILL $$
+"""
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -225,8 +251,13 @@ def run_step(root: str, step: list[Any]) -> None:
         raise ValueError(f"unknown step {kind!r}")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, report_fd: int | None = None) -> None:
     os.write(2, f"[lambdalet] sandbox setup failed: {message}\n".encode())
+    if report_fd is not None:  # in the init: to the launcher, which may no longer wait for it
+        try:  # noqa: SIM105  (contextlib is one more import on every cold start)
+            os.write(report_fd, f"exit {SETUP_FAILED}\n".encode())
+        except OSError:
+            pass
     os._exit(SETUP_FAILED)
 
 
@@ -306,6 +337,8 @@ def run_init(plan: dict[str, Any], to_launcher: int, from_launcher: int) -> None
             run_runtime(plan)
         except BaseException as error:  # reported in the function's log
             _fail(str(error))
+    if plan.get("init_program"):
+        _become_native_init(plan["init_program"], runtime, to_launcher)
     while True:
         pid, status = os.wait()
         if pid == runtime:
@@ -318,12 +351,74 @@ def run_init(plan: dict[str, Any], to_launcher: int, from_launcher: int) -> None
     os._exit(0)
 
 
+def _become_native_init(program: bytes, runtime: int, to_launcher: int) -> None:
+    """Exec ``runtime/init.c``'s program from a memfd: it reaps and reports as the loop in
+    :func:`run_init` would, and keeps this process's children. Returns if it cannot."""
+    try:
+        writable = os.memfd_create("lambdalet-init")
+        try:
+            os.write(writable, program)
+            # Read-only, and the writable one closed: kernels before 6.11 refuse to exec a
+            # file open for writing (ETXTBSY).
+            executable = os.open(f"/proc/self/fd/{writable}", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(writable)
+        try:
+            os.set_inheritable(to_launcher, True)
+            os.execve(executable, ["lambdalet-init", str(runtime), str(to_launcher)], {})
+        finally:
+            os.close(executable)
+    except OSError as error:
+        os.write(2, f"[lambdalet] sandbox init stays a Python process: {error}\n".encode())
+
+
 def write_id_maps(pid: int, plan: dict[str, Any]) -> None:
     """Map the sandbox's uid and gid to the unprivileged host ids, and nothing else."""
     with open(f"/proc/{pid}/uid_map", "w") as uid_map:
         uid_map.write(f"{plan['uid']} {plan['host_uid']} 1\n")
     with open(f"/proc/{pid}/gid_map", "w") as gid_map:
         gid_map.write(f"{plan['gid']} {plan['host_gid']} 1\n")
+
+
+def _read_line(fd: int) -> str:
+    """One line from a pipe, a byte at a time: what follows it is left for the next reader."""
+    line = b""
+    while (byte := os.read(fd, 1)) and byte != b"\n":
+        line += byte
+    return line.decode()
+
+
+def _parse_report(line: str) -> tuple[str, int] | None:
+    """``exit N`` or ``signal N`` as (kind, N); None for anything else (no report)."""
+    word, _, value = line.strip().partition(" ")
+    if word in ("exit", "signal") and value.isdigit():
+        return word, int(value)
+    return None
+
+
+def _end_with_init(init: int, report: tuple[str, int] | None) -> None:
+    """Reap the init and end as its report says, or as the init itself ended without one."""
+    _, status = os.waitpid(init, 0)
+    if report is None:  # the init itself failed or was killed
+        if os.WIFSIGNALED(status):
+            report = ("signal", os.WTERMSIG(status))
+        else:
+            report = ("exit", os.waitstatus_to_exitcode(status))
+    _exit_as(*report)
+
+
+def _become_reporter(init: int, reports: int) -> None:
+    """Exec :data:`REPORTER` with the init's report pipe as its stdin; if no shell can be
+    exec'd, wait for the report here, as this interpreter."""
+    os.dup2(reports, 0)
+    os.close(reports)
+    default_signal(SIGPIPE)  # ignored by this interpreter: it would stay ignored in the shell
+    default_signal(SIGXFSZ)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # as _exit_as: no core of a re-raise
+    try:
+        os.execve(SHELL, ["sh", "-c", REPORTER], {})
+    except OSError:
+        _end_with_init(init, _parse_report(_read_line(0)))
 
 
 def launch(plan: dict[str, Any]) -> None:
@@ -339,26 +434,17 @@ def launch(plan: dict[str, Any]) -> None:
         try:
             run_init(plan, up_write, down_read)
         except BaseException as error:  # reported in the function's log
-            _fail(str(error))
+            _fail(str(error), up_write)
     os.close(up_write)
     os.close(down_read)
-    ended: tuple[str, int] | None = None
-    with os.fdopen(up_read, "rb") as messages:
-        for line in messages:
-            word, _, value = line.decode().strip().partition(" ")
-            if word == "map":
-                write_id_maps(init, plan)
-                os.write(down_write, b"go\n")
-            elif word in ("exit", "signal"):
-                ended = (word, int(value))
+    if plan["namespaces"].get("user"):
+        line = _read_line(up_read)
+        if line != "map":  # the init failed before it unshared its user namespace
+            _end_with_init(init, _parse_report(line))
+        write_id_maps(init, plan)
+        os.write(down_write, b"go\n")
     os.close(down_write)
-    _, status = os.waitpid(init, 0)
-    if ended is None:  # the init itself failed or was killed
-        if os.WIFSIGNALED(status):
-            ended = ("signal", os.WTERMSIG(status))
-        else:
-            ended = ("exit", os.waitstatus_to_exitcode(status))
-    _exit_as(*ended)
+    _become_reporter(init, up_read)
 
 
 def probe() -> dict[str, str]:

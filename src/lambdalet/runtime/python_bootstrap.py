@@ -15,6 +15,12 @@ Two modes the host may ask for through the environment, on its private channel o
 - zygote (``_LAMBDALET_ZYGOTE_FD``): once the handler is imported it serves no invocation
   but forks an instance per request, each with its own channel and log pipe
   (``sandbox/snapshot.py``).
+
+Both do ahead, off the cold start's path, what the first handler import or invocation would
+otherwise do first (:func:`_warm_up`). A blank runtime has only ever run cached bytecode:
+its first ``compile()`` faults in the parser's code and memory, which on a VM costs about
+2 ms, more than the rest of the import (``/var/task`` is read-only: no bytecode is cached
+for the handler's modules, they are compiled at every cold start).
 """
 
 from __future__ import annotations
@@ -311,13 +317,57 @@ def _become_function(env: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(env)
     time.tzset()
-    os.chdir(env.get("LAMBDA_TASK_ROOT", "/var/task"))
+    task_root = env.get("LAMBDA_TASK_ROOT", "/var/task")
+    os.chdir(task_root)
     added = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if env.get("PYTHONPATH", "") != started_path:
         sys.path[1:1] = [p for p in added if p not in sys.path]
-    # /var/task and /opt were empty when the interpreter looked at them: forget what it saw.
-    sys.path_importer_cache.clear()
-    importlib.invalidate_caches()
+    # /var/task and /opt were empty when the interpreter looked at them: forget what it saw
+    # there (and wherever it found nothing). The standard library's finders stay: listing
+    # its directories again would cost the handler's first imports.
+    for path, finder in list(sys.path_importer_cache.items()):
+        if finder is None or not path.startswith("/") or path.startswith((task_root, "/opt")):
+            del sys.path_importer_cache[path]
+
+
+def _warm_up(compile_source: bool, handler: Any = None) -> None:
+    """Run once, off the cold start's path, what a cold start runs first.
+
+    In a blank runtime (``compile_source``), which has not compiled anything yet: the parser.
+    In a snapshot's instance, whose pages are the zygote's until written (a reference count
+    is a write): the invocation's decoding, context, output and encoding, and the handler's
+    module and the builtins it looks up, so that their copy-on-write faults happen here, not
+    in the first invocation. The handler itself is not run.
+    """
+    if compile_source:
+        with open(__file__, "rb") as source:
+            compile(source.read(), __file__, "exec")
+    headers = {
+        "Lambda-Runtime-Aws-Request-Id": "warm-up",
+        "Lambda-Runtime-Deadline-Ms": "0",
+        "Lambda-Runtime-Client-Context": "{}",
+    }
+    LambdaContext(headers).get_remaining_time_in_millis()
+    result = json.dumps(
+        json.loads(b'{"warm": [1, 2.5, null, true, "up"]}'), default=_encode_decimal
+    )
+    head = json.dumps({"op": "response", "id": "warm-up"}).encode()
+    _PREFIX.pack(len(head) + len(result), len(head))
+    os.environ["_X_AMZN_TRACE_ID"] = "warm-up"  # the C environment is written too
+    del os.environ["_X_AMZN_TRACE_ID"]
+    print(end="", flush=True)  # writes nothing
+    print(end="", file=sys.stderr, flush=True)
+    if handler is not None:
+        import builtins
+
+        for namespace in (getattr(handler, "__globals__", {}), vars(builtins)):
+            list(namespace.values())  # each value's reference count is written
+        # A block of each small size (the allocator's pool the next one comes from) and a
+        # few larger ones (malloc's heap): written, so the invocation's allocations are not
+        # the first writes to these pages.
+        sizes = [*range(1, 520, 8), *(1 << shift for shift in range(10, 17))]
+        blocks = [bytes(size) for size in sizes]
+        del blocks
 
 
 def _serve_forks(api: FramedRuntimeApi, control_fd: int) -> FramedRuntimeApi:
@@ -329,6 +379,7 @@ def _serve_forks(api: FramedRuntimeApi, control_fd: int) -> FramedRuntimeApi:
     an instance ends (a negative status is a signal). The instance's first byte on its channel
     carries its credentials (SCM_CREDENTIALS), which tell the host its pid as the host sees it.
     """
+    import gc
     import signal
 
     control = socket.socket(fileno=control_fd)
@@ -345,6 +396,9 @@ def _serve_forks(api: FramedRuntimeApi, control_fd: int) -> FramedRuntimeApi:
             control.sendall(f"x {pid} {code}\n".encode())
 
     signal.signal(signal.SIGCHLD, reap)
+    # What the init made stays where it is: no collection in an instance writes to it (and
+    # copies its pages).
+    gc.freeze()
     api._send({"op": "ready"})
     while True:
         message, fds, _, _ = socket.recv_fds(control, 1, 2)
@@ -383,6 +437,7 @@ def main() -> None:
     if channel_fd is not None:
         api = FramedRuntimeApi(int(channel_fd))
         if pooled:
+            _warm_up(compile_source=True)
             _become_function(api.wait_for_function())
     else:
         api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
@@ -395,6 +450,8 @@ def main() -> None:
         sys.exit(1)
     if zygote_fd is not None and isinstance(api, FramedRuntimeApi):
         api = _serve_forks(api, int(zygote_fd))
+        # Called from here, as the handler will be: its frame is where the handler's will be.
+        _warm_up(compile_source=False, handler=handler)
     while True:
         headers, body = api.next()
         request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")

@@ -90,6 +90,7 @@ class RuntimeApiServer:
     def __init__(self) -> None:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._invocations: asyncio.Queue[Invocation] = asyncio.Queue()
         self._current: Invocation | None = None
         self._reply: asyncio.Future[RuntimeReply] | None = None
@@ -104,6 +105,7 @@ class RuntimeApiServer:
 
     async def close(self) -> None:
         """Stop listening and drop every connection."""
+        self._closed = True
         if self._server is not None:
             self._server.close()
         for task in list(self._connections):
@@ -134,6 +136,9 @@ class RuntimeApiServer:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self._closed:  # accepted just before the server closed: never served
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)

@@ -42,7 +42,7 @@ from pathlib import Path
 from lambdalet.errors import SandboxError
 from lambdalet.models import Invocation, InvocationResult
 from lambdalet.runtime import launch
-from lambdalet.sandbox import cgroups, network, rootfs, seccomp
+from lambdalet.sandbox import cgroups, native_init, network, rootfs, seccomp
 from lambdalet.sandbox.base import SandboxInitError, SandboxSpec, SandboxState
 from lambdalet.sandbox.process import ProcessSandbox, error_payload, log_stream_name
 
@@ -338,6 +338,7 @@ class NamespacesSandbox(ProcessSandbox):
             # which on the host is not the layers.
             "env": env,
             "seccomp": self._backend.seccomp_program,
+            "init_program": native_init.program(),
             **network.plan_entries(self.spec.function, self._host_runtime_api),
         }
         plan_read, plan_write = os.pipe()

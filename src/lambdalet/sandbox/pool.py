@@ -5,7 +5,8 @@ namespaces, the root and the cgroups: tens of milliseconds. None of it depends o
 function, only on its runtime, so the pool does it ahead of time. A blank sandbox is a
 :class:`PooledSandbox` whose ``/var/task`` and ``/opt`` are read-only binds of two empty host
 staging directories of its own, whose cgroup allows AWS's largest MemorySize, and whose Python
-runtime (started with ``_LAMBDALET_POOLED=1``) has imported its client and sent ``parked`` on
+runtime (started with ``_LAMBDALET_POOLED=1``) has imported its client, compiled once (its
+first compile, about 2 ms on a VM, would otherwise be the handler's) and sent ``parked`` on
 its channel. Acquiring it for a function:
 
 1. hard-links the function's code tree and merged layers into the staging directories (the
@@ -268,6 +269,7 @@ class SandboxPool:
         scratch_root: Path,
         cache_dir: Path,
         has_room_mb: Callable[[int], bool] = lambda _: True,
+        snapshot_spares: int = 1,
     ) -> None:
         self._backend = backend
         self.size = size
@@ -279,7 +281,7 @@ class SandboxPool:
         self._pools: dict[str, _RuntimePool] = {}
         self._stopped = False
         self.refilling = True  # False: hand out what is parked, start no more
-        self.snapshots = SnapshotRegistry(backend)
+        self.snapshots = SnapshotRegistry(backend, spares=snapshot_spares, has_room_mb=has_room_mb)
 
     def serves(self, function: FunctionConfig) -> bool:
         """Whether a blank sandbox fits this function."""
@@ -396,14 +398,18 @@ class SandboxPool:
         return sandbox
 
     async def release_blank(self, need_mb: int) -> int:
-        """Stop parked blank sandboxes until ``need_mb`` of the memory budget is free again (a
-        function's sandbox needs it); return how many MB were freed."""
+        """Stop parked blank sandboxes, then spare snapshot instances, until ``need_mb`` of the
+        memory budget is free again (a function's sandbox needs it); return how many MB were
+        freed."""
         doomed: list[PooledSandbox] = []
         for pool in self._pools.values():
             while pool.blank and len(doomed) * BLANK_SANDBOX_COST_MB < need_mb:
                 doomed.append(pool.blank.pop())
         await asyncio.gather(*(s.stop() for s in doomed), return_exceptions=True)
-        return len(doomed) * BLANK_SANDBOX_COST_MB
+        freed_mb = len(doomed) * BLANK_SANDBOX_COST_MB
+        if freed_mb < need_mb:  # then the snapshots' spares
+            freed_mb += await self.snapshots.release_spares(need_mb - freed_mb)
+        return freed_mb
 
     async def retire(self, name: str, version: str | None = None) -> None:
         """Forget the snapshots of a function (or one version) that changed or was deleted."""
@@ -434,6 +440,7 @@ def make_pool(
     scratch_root: Path,
     cache_dir: Path,
     has_room_mb: Callable[[int], bool],
+    snapshot_spares: int = 1,
 ) -> SandboxPool | None:
     """A pool for the namespaces backend (with no blank sandboxes when ``size`` is 0, but
     snapshots still); None for other backends."""
@@ -447,4 +454,5 @@ def make_pool(
         scratch_root=scratch_root,
         cache_dir=cache_dir,
         has_room_mb=has_room_mb,
+        snapshot_spares=snapshot_spares,
     )

@@ -29,6 +29,15 @@ seed is reseeded by Python at fork; a UUID made at import is not), and network c
 opened during init.
 
 Init Duration of a forked instance is its restore: the fork until it polls for work.
+
+A fork on a 2-core VM takes a few milliseconds, and the instance's first steps fault in the
+pages it writes (copy-on-write). So each snapshotted version keeps ``spares`` (a setting,
+``LAMBDALET_SNAPSHOT_SPARES``) instances forked ahead, READY and waiting for their first
+invocation: a cold start takes one (its Init Duration is then only the handing over) and a
+new one is forked in the background, a little later so as not to slow the invocation of the
+one just taken. A spare counts :data:`SPARE_COST_MB` towards the memory budget (what it
+holds of its own; it has run no handler code yet), is forked only when the budget has room,
+and is stopped with its version's zygote.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import struct
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +70,9 @@ log = logging.getLogger(__name__)
 ZYGOTE_FD_ENV = "_LAMBDALET_ZYGOTE_FD"
 APPLY_ON_PUBLISHED = "PublishedVersions"
 _UCRED = struct.Struct("3i")
+SPARE_COST_MB = 4
+# A spare is forked this long after a cold start took one: not beside its first invocation.
+SPARE_DELAY_S = 0.05
 
 
 def applies(function: FunctionConfig) -> bool:
@@ -211,7 +224,7 @@ class ZygoteSandbox(NamespacesSandbox):
         async with self._fork_lock:  # answers come in the order of the requests
             cgroup = await self._next if self._next is not None else None
             socket.send_fds(self._control, [b"F"], [channel_fd, output_fd])
-            pid = await asyncio.wait_for(self._forked.get(), INIT_TIMEOUT_S)
+            pid = await self._forked_pid()
             departed = None
             if self._next is not None:
                 # Into a fresh cgroup for the next instance, off this cold start's path.
@@ -219,6 +232,19 @@ class ZygoteSandbox(NamespacesSandbox):
                     asyncio.to_thread(self._enter_next_cgroup)
                 )
             return pid, cgroup, departed
+
+    async def _forked_pid(self) -> int:
+        """The pid the zygote answers with; SandboxInitError if it ends or does not answer."""
+        answer = asyncio.ensure_future(self._forked.get())
+        waiting: set[asyncio.Future[Any]] = {answer, self._exit_future()}
+        await asyncio.wait(waiting, timeout=INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            return answer.result()
+        answer.cancel()
+        reason = "ended" if self._exit_future().done() else "did not fork in time"
+        message = f"RequestId: Error: the snapshot's zygote {reason}"
+        payload = error_payload("Runtime.Unknown", message)
+        raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0)
 
     def adopt(self, pid: int, instance: ForkedSandbox) -> None:
         """Route the exit status of the instance ``pid`` to it."""
@@ -251,6 +277,12 @@ class ForkedSandbox(ProcessSandbox):
         self._pidfd: int | None = None
         self._departed: asyncio.Task[Any] | None = None
         self.host_pid: int | None = None
+        self.sandbox_pid: int | None = None  # as the processes of its sandbox see it
+
+    @property
+    def usable(self) -> bool:
+        """READY and still running: a spare that can be handed out."""
+        return self.state is SandboxState.READY and self._exit is not None and not self._exit.done()
 
     async def attach(self, zygote: ZygoteSandbox) -> None:
         """Have the zygote fork this instance, then wait until it polls for work."""
@@ -267,6 +299,7 @@ class ForkedSandbox(ProcessSandbox):
             os.close(write_fd)
             channel.runtime_started()
         pid, self._cgroup, self._departed = forked
+        self.sandbox_pid = pid
         zygote.adopt(pid, self)
         self.host_pid = await self._read_credentials(host_end)
         self._pidfd = os.pidfd_open(self.host_pid)
@@ -343,24 +376,51 @@ class ForkedSandbox(ProcessSandbox):
 
 
 class SnapshotRegistry:
-    """One zygote per snapshotted function version; instances are forked from it."""
+    """One zygote per snapshotted function version; instances are forked from it, and up to
+    ``spares`` of them ahead of need."""
 
-    def __init__(self, backend: NamespacesBackend) -> None:
+    def __init__(
+        self,
+        backend: NamespacesBackend,
+        *,
+        spares: int = 1,
+        has_room_mb: Callable[[int], bool] = lambda _: True,
+    ) -> None:
         self._backend = backend
+        self.spares = spares
+        self._has_room_mb = has_room_mb
         self._zygotes: dict[tuple[str, str], ZygoteSandbox] = {}
         self._starting: dict[tuple[str, str], asyncio.Task[ZygoteSandbox]] = {}
+        self._spares: dict[tuple[str, str], list[ForkedSandbox]] = {}
+        self._forking: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._stopped = False
 
     def zygote_count(self) -> int:
         """Zygotes alive now."""
         return sum(1 for zygote in self._zygotes.values() if zygote.alive)
 
+    def spares_of(self, name: str | None = None, version: str | None = None) -> list[ForkedSandbox]:
+        """Spare instances READY now, of one function (or version) or of all."""
+        return [
+            spare
+            for key, spares in list(self._spares.items())
+            if name in (None, key[0]) and version in (None, key[1])
+            for spare in list(spares)
+            if spare.usable
+        ]
+
     def memory_in_use_mb(self) -> int:
-        """MemorySize of each live zygote: it counts towards the node's budget like a sandbox."""
-        return sum(z.spec.function.memory_mb for z in self._zygotes.values() if z.alive)
+        """MemorySize of each live zygote (it counts towards the node's budget like a
+        sandbox), and what the spare instances hold."""
+        zygotes_mb = sum(z.spec.function.memory_mb for z in self._zygotes.values() if z.alive)
+        spares = sum(len(spares) for spares in self._spares.values())
+        return zygotes_mb + spares * SPARE_COST_MB
 
     async def acquire(self, spec: SandboxSpec) -> ForkedSandbox:
-        """A READY instance of ``spec``'s version, forked from its zygote (started if need be);
-        raise SandboxInitError as a sandbox's start would (the init's errors included)."""
+        """A READY instance of ``spec``'s version: a spare, or forked from its zygote (started
+        if need be); raise SandboxInitError as a sandbox's start would (the init's errors
+        included)."""
+        started = time.perf_counter()
         function = spec.function
         key = (function.name, function.version)
         zygote = self._zygotes.get(key)
@@ -369,7 +429,7 @@ class SnapshotRegistry:
         ):
             if self._zygotes.get(key) is zygote:  # not already replaced by a concurrent call
                 del self._zygotes[key]
-            await zygote.stop()
+            await asyncio.gather(zygote.stop(), self._drop_spares(key), return_exceptions=True)
             zygote = None
         if zygote is None:
             starting = self._starting.get(key)
@@ -382,7 +442,82 @@ class SnapshotRegistry:
                 if self._starting.get(key) is starting and starting.done():
                     del self._starting[key]
             self._zygotes[key] = zygote
-        return await zygote.fork(spec)
+        instance = await self._take_spare(key)
+        if instance is not None:
+            instance.spec = spec
+            instance.stats().init_duration_ms = (time.perf_counter() - started) * 1000
+        else:
+            instance = await zygote.fork(spec)
+        if self.spares > 0:
+            loop = asyncio.get_running_loop()
+            loop.call_later(SPARE_DELAY_S, self._fork_spares_soon, key, zygote, spec)
+        return instance
+
+    async def _take_spare(self, key: tuple[str, str]) -> ForkedSandbox | None:
+        await self._stop_dead_spares(key)
+        spares = self._spares.get(key)
+        return spares.pop(0) if spares else None
+
+    async def _stop_dead_spares(self, key: tuple[str, str]) -> None:
+        """Forget (and stop, to free their cgroups) the spares of ``key`` that died waiting."""
+        spares = self._spares.get(key, [])
+        dead = [spare for spare in spares if not spare.usable]
+        if dead:
+            spares[:] = [spare for spare in spares if spare.usable]
+            await asyncio.gather(*(spare.stop() for spare in dead), return_exceptions=True)
+
+    def _fork_spares_soon(
+        self, key: tuple[str, str], zygote: ZygoteSandbox, spec: SandboxSpec
+    ) -> None:
+        if self._stopped or self._zygotes.get(key) is not zygote:
+            return
+        forking = self._forking.get(key)
+        if forking is None or forking.done():
+            name = f"spares-{key[0]}:{key[1]}"
+            self._forking[key] = asyncio.create_task(
+                self._fork_spares(key, zygote, spec), name=name
+            )
+
+    async def _fork_spares(
+        self, key: tuple[str, str], zygote: ZygoteSandbox, spec: SandboxSpec
+    ) -> None:
+        """Fork spares of ``key`` until there are ``spares`` (or the budget has no room)."""
+        while not self._stopped and self._zygotes.get(key) is zygote and zygote.alive:
+            await self._stop_dead_spares(key)
+            if len(self._spares.get(key, [])) >= self.spares:
+                return
+            if not self._has_room_mb(SPARE_COST_MB):
+                return  # the budget is for functions first; the next cold start tries again
+            try:
+                spare = await zygote.fork(spec)
+            except (SandboxInitError, OSError) as error:  # TimeoutError included
+                if zygote.alive:
+                    log.warning("zygote %s: cannot fork a spare: %s", zygote.sandbox_id, error)
+                return
+            if self._stopped or self._zygotes.get(key) is not zygote:
+                await spare.stop()
+                return
+            self._spares.setdefault(key, []).append(spare)
+
+    async def _drop_spares(self, key: tuple[str, str]) -> None:
+        """Stop the spares of ``key`` and the task forking them."""
+        forking = self._forking.pop(key, None)
+        if forking is not None:
+            # Not cancelled: the zygote's answer to a fork under way must be read. The task
+            # stops what it forks once it sees its version dropped (or the zygote ends).
+            await asyncio.wait({forking}, timeout=INIT_TIMEOUT_S)
+        spares = self._spares.pop(key, [])
+        await asyncio.gather(*(spare.stop() for spare in spares), return_exceptions=True)
+
+    async def release_spares(self, need_mb: int) -> int:
+        """Stop spares until ``need_mb`` of the memory budget is free again (a function's
+        sandbox needs it); return how many MB were freed."""
+        doomed: list[ForkedSandbox] = []
+        for spares in self._spares.values():
+            while spares and len(doomed) * SPARE_COST_MB < need_mb:
+                doomed.append(spares.pop())
+        await asyncio.gather(*(spare.stop() for spare in doomed), return_exceptions=True)
+        return len(doomed) * SPARE_COST_MB
 
     async def _start_zygote(self, spec: SandboxSpec) -> ZygoteSandbox:
         zygote = ZygoteSandbox(spec, self._backend)
@@ -390,13 +525,23 @@ class SnapshotRegistry:
         return zygote
 
     async def retire(self, name: str, version: str | None = None) -> None:
-        """Stop the zygotes of a function (or one version)."""
+        """Stop the zygotes of a function (or one version), and their spares."""
         doomed = [k for k in self._zygotes if k[0] == name and version in (None, k[1])]
         zygotes = [self._zygotes.pop(key) for key in doomed]
-        await asyncio.gather(*(z.stop() for z in zygotes), return_exceptions=True)
+        await asyncio.gather(
+            *(self._drop_spares(key) for key in doomed),
+            *(z.stop() for z in zygotes),
+            return_exceptions=True,
+        )
 
     async def stop(self) -> None:
-        """Stop every zygote (their instances die with them)."""
+        """Stop every zygote and spare (the instances die with their zygote)."""
+        self._stopped = True
         zygotes = list(self._zygotes.values())
+        keys = list(self._spares) + [k for k in self._forking if k not in self._spares]
         self._zygotes.clear()
-        await asyncio.gather(*(z.stop() for z in zygotes), return_exceptions=True)
+        await asyncio.gather(
+            *(self._drop_spares(key) for key in keys),
+            *(z.stop() for z in zygotes),
+            return_exceptions=True,
+        )

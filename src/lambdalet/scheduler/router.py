@@ -100,6 +100,7 @@ class Router:
             scratch_root=self._scratch_root,
             cache_dir=settings.data_dir / "cache",
             has_room_mb=lambda mb: self.memory_in_use_mb() + mb <= self.memory_budget_mb,
+            snapshot_spares=settings.snapshot_spares,
         )
 
     def idle_by_function(self) -> dict[str, int]:
