@@ -105,7 +105,7 @@ from taskqueues import (
     queue_env,
     versions,
 )
-from throughput import base_env, machine_facts, write_json
+from throughput import MEMORY_MB, base_env, machine_facts, write_json
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -340,7 +340,12 @@ def run_lambdalet(work_dir: Path, args: argparse.Namespace) -> SystemRun:
     completions = Completions(system_dir / "runs.txt")
     (function_dir / "bench_record.py").write_text(RECORD_SOURCE.format(out=str(completions.path)))
     (function_dir / "app.py").write_text(LAMBDALET_HANDLER_SOURCE)
-    manifest = {"name": FUNCTION_NAME, "handler": "app.handler", "runtime": RUNTIME_ID}
+    manifest = {
+        "name": FUNCTION_NAME,
+        "handler": "app.handler",
+        "runtime": RUNTIME_ID,
+        "memory": MEMORY_MB,
+    }
     (function_dir / "lambdalet.json").write_text(json.dumps(manifest))
     port = free_port()
     argv = [sys.executable]

@@ -70,6 +70,7 @@ from harness import (
     started,
 )
 from throughput import (
+    MEMORY_MB,
     RUNTIME_ID,
     Point,
     SystemRun,
@@ -220,7 +221,12 @@ def write_function(work_dir: Path) -> Path:
     function_dir = work_dir / "fn"
     function_dir.mkdir()
     (function_dir / "web.py").write_text(HANDLER_SOURCE)
-    manifest = {"name": FUNCTION_NAME, "handler": "web.handler", "runtime": RUNTIME_ID}
+    manifest = {
+        "name": FUNCTION_NAME,
+        "handler": "web.handler",
+        "runtime": RUNTIME_ID,
+        "memory": MEMORY_MB,
+    }
     (function_dir / "lambdalet.json").write_text(json.dumps(manifest))
     return function_dir
 
