@@ -267,7 +267,7 @@ class SandboxCgroup:
         try:
             for directory in cgroup._directories:
                 cgroup._make(directory)
-            cgroup._limit_memory(memory_mb)
+            cgroup.limit_memory(memory_mb)
             if "pids" in cgroup._controllers:
                 _write(cgroup._path("pids", "pids.max"), str(pids_max))
         except OSError:
@@ -289,7 +289,9 @@ class SandboxCgroup:
     def _path(self, controller: str, filename: str) -> Path:
         return self._controllers[controller][1] / filename
 
-    def _limit_memory(self, memory_mb: int) -> None:
+    def limit_memory(self, memory_mb: int) -> None:
+        """Hold the sandbox to ``memory_mb`` with swap included (blocking). With cgroup v1 the
+        limit can only be lowered in place: memory.memsw must stay above memory.limit."""
         if "memory" not in self._controllers:
             return
         limit = str(memory_mb * MB)

@@ -224,7 +224,7 @@ class PooledSandbox(NamespacesSandbox):
         if spec.opt_dir.is_dir() and any(spec.opt_dir.iterdir()):
             link_tree(spec.opt_dir, self._opt_stage)
         if self._cgroup is not None:
-            self._cgroup._limit_memory(spec.function.memory_mb)
+            self._cgroup.limit_memory(spec.function.memory_mb)
 
     def _after_init(self) -> None:
         """What NamespacesSandbox.start does once init is done: throttle the CPU, watch memory.
