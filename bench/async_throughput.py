@@ -16,7 +16,10 @@ lines: no parsing while it waits), then checks every id ran and counts duplicate
 
 - **lambdalet**: ``python -m lambdalet serve --port P --data-dir <tmp> --deploy <tmp>/fn`` on
   a free loopback port, with its defaults (SQLite queue; ``async_workers`` 64, so up to 64
-  sandboxes, unless ``--async-workers``). Events go through the real Invoke API,
+  sandboxes, unless ``--async-workers``) but the ``process`` sandbox backend: the handler
+  appends to this script's file, which an isolated sandbox cannot see (the task queues'
+  workers are not isolated either). The function has 512 MB, as in ``throughput.py``. Events
+  go through the real Invoke API,
   ``POST /2015-03-31/functions/recorder/invocations`` with ``X-Amz-Invocation-Type: Event``
   and body ``{"id": N}``; the producer is this process: asyncio, ``--connections``
   keep-alive HTTP/1.1 connections (16), every answer must be 202.
@@ -354,13 +357,19 @@ def run_lambdalet(work_dir: Path, args: argparse.Namespace) -> SystemRun:
         argv += ["-m", "cProfile", "-o", str(args.profile / "lambdalet.prof")]
     argv += ["-m", "lambdalet", "serve", "--port", str(port)]
     argv += ["--data-dir", str(system_dir / "data"), "--deploy", str(function_dir)]
-    env = base_env()
+    # The process backend: the handler appends to this benchmark's file, which an isolated
+    # sandbox cannot see (the task queues' workers are not isolated either).
+    settings = {"LAMBDALET_SANDBOX_BACKEND": "process"}
     if args.async_workers:
-        env["LAMBDALET_ASYNC_WORKERS"] = str(args.async_workers)
+        settings["LAMBDALET_ASYNC_WORKERS"] = str(args.async_workers)
     server = ManagedProcess(
-        "lambdalet", argv, cwd=REPO_DIR, env=env, log_path=work_dir / "lambdalet.log"
+        "lambdalet",
+        argv,
+        cwd=REPO_DIR,
+        env=base_env() | settings,
+        log_path=work_dir / "lambdalet.log",
     )
-    env_prefix = f"LAMBDALET_ASYNC_WORKERS={args.async_workers} " if args.async_workers else ""
+    env_prefix = "".join(f"{key}={value} " for key, value in settings.items())
     run.commands.append(env_prefix + server.command)
     run.commands.append(
         f"producer: this process, asyncio, {args.connections} keep-alive connections,"
