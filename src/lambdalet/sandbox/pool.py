@@ -48,8 +48,7 @@ from lambdalet.runtime.server import RuntimeApiServer
 from lambdalet.sandbox import network
 from lambdalet.sandbox.base import SandboxInitError, SandboxSpec, SandboxState
 from lambdalet.sandbox.namespaces import NamespacesBackend, NamespacesSandbox
-from lambdalet.sandbox.output import OutputCollector
-from lambdalet.sandbox.process import INIT_TIMEOUT_S, describe_exit, error_payload, watch_exit
+from lambdalet.sandbox.process import INIT_TIMEOUT_S, describe_exit, error_payload
 from lambdalet.sandbox.snapshot import ForkedSandbox, SnapshotRegistry, applies
 
 log = logging.getLogger(__name__)
@@ -139,19 +138,8 @@ class PooledSandbox(NamespacesSandbox):
         self._channel = self._api = self._pooled_channel = PooledChannel()
         inherited = (await self._channel.start(),)
         env[FD_ENV] = str(inherited[0])
-        read_fd, write_fd = os.pipe()
-        try:
-            self._process = await asyncio.to_thread(self._launch, env, inherited, write_fd)
-        except SandboxInitError:
-            os.close(read_fd)
-            await self.stop()
-            raise
-        finally:
-            os.close(write_fd)
-            self._channel.runtime_started()
-        self._output = OutputCollector(read_fd)
-        self._exit = watch_exit(self._process)
-        self._exit.add_done_callback(self._on_exit)
+        await self._spawn(env, inherited)
+        assert self._exit is not None and self._output is not None
         waiting: set[asyncio.Future[Any]] = {self._pooled_channel.parked, self._exit}
         await asyncio.wait(waiting, timeout=INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         if self._pooled_channel.parked.done() and not self._exit.done():

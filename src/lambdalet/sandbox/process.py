@@ -100,20 +100,8 @@ class ProcessSandbox:
             self._channel = self._api = FramedChannel()
             inherited = (await self._channel.start(),)
             env[FD_ENV] = str(inherited[0])
-        read_fd, write_fd = os.pipe()
-        try:
-            self._process = await asyncio.to_thread(self._launch, env, inherited, write_fd)
-        except SandboxInitError:
-            os.close(read_fd)
-            await self.stop()
-            raise
-        finally:
-            os.close(write_fd)
-            if self._channel is not None:
-                self._channel.runtime_started()
-        self._output = OutputCollector(read_fd)
-        self._exit = watch_exit(self._process)
-        self._exit.add_done_callback(self._on_exit)
+        await self._spawn(env, inherited)
+        assert self._exit is not None and self._output is not None
         waiting: set[asyncio.Future[Any]] = {
             self._api.first_poll,
             self._api.init_error,
@@ -191,6 +179,24 @@ class ProcessSandbox:
             max_memory_used_mb=memory_mb,
             sandbox_died=True,
         )
+
+    async def _spawn(self, env: dict[str, str], inherited: tuple[int, ...]) -> None:
+        """Start the runtime process, passing it ``inherited`` fds; collect its output and
+        watch for its exit. A launch that fails stops the sandbox and raises."""
+        read_fd, write_fd = os.pipe()
+        try:
+            self._process = await asyncio.to_thread(self._launch, env, inherited, write_fd)
+        except SandboxInitError:
+            os.close(read_fd)
+            await self.stop()
+            raise
+        finally:
+            os.close(write_fd)
+            if self._channel is not None:
+                self._channel.runtime_started()
+        self._output = OutputCollector(read_fd)
+        self._exit = watch_exit(self._process)
+        self._exit.add_done_callback(self._on_exit)
 
     def _launch(
         self, env: dict[str, str], inherited: tuple[int, ...], output_fd: int
