@@ -284,7 +284,8 @@ def handler(event, context):
     assert response["StatusCode"] == 202
     request_id = response["ResponseMetadata"]["RequestId"]
     deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
+    # The file exists as soon as the handler opens it: wait for what it writes.
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.read_text() == request_id
 

@@ -166,6 +166,7 @@ def handler(event, context):
     import time
 
     deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
+    # The file exists as soon as the handler opens it: wait for what it writes.
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.read_text() == "1"
