@@ -684,24 +684,27 @@ def test_disabling_stops_delivery_and_enabling_resumes_it(
     ]
 
 
-def test_maximum_concurrency_bounds_the_batches_in_flight(
+def drain_slowly(
     server: ServerThread,
     lambda_client: Any,
     sqs: Any,
     deploy: Deploy,
     make_queue: MakeQueue,
     mappings: list[str],
-    tmp_path: Path,
-) -> None:
-    out = tmp_path / "out.jsonl"
+    out: Path,
+    count: int,
+    maximum_concurrency: int,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Send ``count`` messages to a mapping of batch size 1 whose handler takes 0.2 s; once
+    all are processed, the most pollers seen at work and what the handler recorded."""
     name = recorder(deploy, out, SLEEP_S="0.2")
     url, arn = make_queue()
-    send(sqs, url, [f"m{index}" for index in range(12)])
+    send(sqs, url, [f"m{index}" for index in range(count)])
     mapping = lambda_client.create_event_source_mapping(
         EventSourceArn=arn,
         FunctionName=name,
         BatchSize=1,
-        ScalingConfig={"MaximumConcurrency": 2},
+        ScalingConfig={"MaximumConcurrency": maximum_concurrency},
     )
     mappings.append(mapping["UUID"])
     poller = wait_for(
@@ -712,11 +715,26 @@ def test_maximum_concurrency_bounds_the_batches_in_flight(
     def done() -> bool:
         nonlocal most_workers
         most_workers = max(most_workers, poller.worker_count)
-        return len(read_lines(out)) >= 12
+        return len(read_lines(out)) >= count
 
-    wait_for(done, "12 messages processed", 60)
+    wait_for(done, f"{count} messages processed", 60)
+    return most_workers, read_lines(out)
+
+
+def test_maximum_concurrency_bounds_the_batches_in_flight(
+    server: ServerThread,
+    lambda_client: Any,
+    sqs: Any,
+    deploy: Deploy,
+    make_queue: MakeQueue,
+    mappings: list[str],
+    tmp_path: Path,
+) -> None:
+    most_workers, records = drain_slowly(
+        server, lambda_client, sqs, deploy, make_queue, mappings, tmp_path / "out.jsonl", 12, 2
+    )
     assert most_workers == 2
-    intervals = [(record["started"], record["ended"]) for record in read_lines(out)]
+    intervals = [(record["started"], record["ended"]) for record in records]
     overlap = max(
         sum(1 for start, end in intervals if start <= moment < end) for moment, _ in intervals
     )
@@ -732,30 +750,11 @@ def test_pollers_scale_up_while_batches_come_back_full(
     mappings: list[str],
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "out.jsonl"
-    name = recorder(deploy, out, SLEEP_S="0.2")
-    url, arn = make_queue()
-    send(sqs, url, [f"m{index}" for index in range(40)])
-    mapping = lambda_client.create_event_source_mapping(
-        EventSourceArn=arn,
-        FunctionName=name,
-        BatchSize=1,
-        ScalingConfig={"MaximumConcurrency": 8},
+    most_workers, records = drain_slowly(
+        server, lambda_client, sqs, deploy, make_queue, mappings, tmp_path / "out.jsonl", 40, 8
     )
-    mappings.append(mapping["UUID"])
-    poller = wait_for(
-        lambda: server.node.mapping_pollers.poller(mapping["UUID"]), "the mapping's poller"
-    )
-    most_workers = 0
-
-    def done() -> bool:
-        nonlocal most_workers
-        most_workers = max(most_workers, poller.worker_count)
-        return len(read_lines(out)) >= 40
-
-    wait_for(done, "40 messages processed", 60)
     assert 5 < most_workers <= 8  # started with five, grew with the backlog, within the limit
-    assert sorted(record["body"] for record in read_lines(out)) == sorted(
+    assert sorted(record["body"] for record in records) == sorted(
         f"m{index}" for index in range(40)
     )
 
