@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -189,6 +190,48 @@ async def _child(node: Node, kind: str, api_id: str, child_id: str, what: str) -
     if value is None:
         raise NotFoundException(f"Invalid {what} identifier specified {api_id}/{child_id}")
     return value
+
+
+# (route, child id) → why the route keeps the child from being deleted, or None.
+Conflict = Callable[[dict[str, Any], str], str | None]
+
+
+async def _delete_child(
+    request: Request, kind: str, what: str, conflict: Conflict | None
+) -> Response:
+    """Delete the API's child the path names; ConflictException while a route of the API
+    needs it."""
+    node, api = await existing_api(request)
+    child_id = request.path_params["child_id"]
+    await _child(node, kind, api["apiId"], child_id, what)
+    if conflict is not None:
+        for route in await _children(node, ROUTE, api["apiId"]):
+            reason = conflict(route, child_id)
+            if reason is not None:
+                raise ApiConflictException(reason)
+    await node.store.delete_resource(kind, f"{api['apiId']}/{child_id}")
+    return Response(status_code=204)
+
+
+def _lister(kind: str, id_field: str) -> Callable[[Request], Awaitable[Response]]:
+    """The Get<Children> operation of one kind of child: a page of them."""
+
+    async def list_children(request: Request) -> Response:
+        node, api = await existing_api(request)
+        return _page(request, await _children(node, kind, api["apiId"]), id_field)
+
+    return list_children
+
+
+def _getter(kind: str, what: str) -> Callable[[Request], Awaitable[Response]]:
+    """The Get<Child> operation of one kind of child."""
+
+    async def get_child(request: Request) -> Response:
+        node, api = await existing_api(request)
+        child_id = request.path_params["child_id"]
+        return JSONResponse(await _child(node, kind, api["apiId"], child_id, what))
+
+    return get_child
 
 
 # --- APIs ------------------------------------------------------------------------------------
@@ -395,26 +438,9 @@ async def _route_authorization(node: Node, api_id: str, body: dict[str, Any]) ->
     return shape
 
 
-async def get_routes(request: Request) -> Response:
-    """GetRoutes."""
-    node, api = await existing_api(request)
-    return _page(request, await _children(node, ROUTE, api["apiId"]), "routeId")
-
-
-async def get_route(request: Request) -> Response:
-    """GetRoute."""
-    node, api = await existing_api(request)
-    route_id = request.path_params["child_id"]
-    return JSONResponse(await _child(node, ROUTE, api["apiId"], route_id, "Route"))
-
-
 async def delete_route(request: Request) -> Response:
     """DeleteRoute."""
-    node, api = await existing_api(request)
-    route_id = request.path_params["child_id"]
-    await _child(node, ROUTE, api["apiId"], route_id, "Route")
-    await node.store.delete_resource(ROUTE, f"{api['apiId']}/{route_id}")
-    return Response(status_code=204)
+    return await _delete_child(request, ROUTE, "Route", None)
 
 
 # --- integrations ----------------------------------------------------------------------------
@@ -467,33 +493,19 @@ async def create_integration(request: Request) -> Response:
     return JSONResponse(integration, status_code=201)
 
 
-async def get_integrations(request: Request) -> Response:
-    """GetIntegrations."""
-    node, api = await existing_api(request)
-    items = await _children(node, INTEGRATION, api["apiId"])
-    return _page(request, items, "integrationId")
-
-
-async def get_integration(request: Request) -> Response:
-    """GetIntegration."""
-    node, api = await existing_api(request)
-    child = request.path_params["child_id"]
-    return JSONResponse(await _child(node, INTEGRATION, api["apiId"], child, "Integration"))
-
-
 async def delete_integration(request: Request) -> Response:
     """DeleteIntegration; ConflictException while a route targets it."""
-    node, api = await existing_api(request)
-    integration_id = request.path_params["child_id"]
-    await _child(node, INTEGRATION, api["apiId"], integration_id, "Integration")
-    for route in await _children(node, ROUTE, api["apiId"]):
-        if route.get("target") == f"integrations/{integration_id}":
-            raise ApiConflictException(
-                f"Cannot delete integration {integration_id}: route {route['routeKey']}"
-                " targets it; delete the route or change its target first"
-            )
-    await node.store.delete_resource(INTEGRATION, f"{api['apiId']}/{integration_id}")
-    return Response(status_code=204)
+    return await _delete_child(
+        request,
+        INTEGRATION,
+        "Integration",
+        lambda route, child_id: (
+            f"Cannot delete integration {child_id}: route {route['routeKey']} targets it;"
+            " delete the route or change its target first"
+            if route.get("target") == f"integrations/{child_id}"
+            else None
+        ),
+    )
 
 
 # --- stages ----------------------------------------------------------------------------------
@@ -582,19 +594,6 @@ async def create_stage(request: Request) -> Response:
     return JSONResponse(stage, status_code=201)
 
 
-async def get_stages(request: Request) -> Response:
-    """GetStages."""
-    node, api = await existing_api(request)
-    return _page(request, await _children(node, STAGE, api["apiId"]), "stageName")
-
-
-async def get_stage(request: Request) -> Response:
-    """GetStage."""
-    node, api = await existing_api(request)
-    name = request.path_params["child_id"]
-    return JSONResponse(await _child(node, STAGE, api["apiId"], name, "Stage"))
-
-
 async def update_stage(request: Request) -> Response:
     """UpdateStage: route settings, stage variables, autoDeploy, description."""
     node, api = await existing_api(request)
@@ -608,11 +607,7 @@ async def update_stage(request: Request) -> Response:
 
 async def delete_stage(request: Request) -> Response:
     """DeleteStage."""
-    node, api = await existing_api(request)
-    name = request.path_params["child_id"]
-    await _child(node, STAGE, api["apiId"], name, "Stage")
-    await node.store.delete_resource(STAGE, f"{api['apiId']}/{name}")
-    return Response(status_code=204)
+    return await _delete_child(request, STAGE, "Stage", None)
 
 
 # --- authorizers -----------------------------------------------------------------------------
@@ -687,32 +682,18 @@ async def create_authorizer(request: Request) -> Response:
     return JSONResponse(authorizer, status_code=201)
 
 
-async def get_authorizers(request: Request) -> Response:
-    """GetAuthorizers."""
-    node, api = await existing_api(request)
-    items = await _children(node, AUTHORIZER, api["apiId"])
-    return _page(request, items, "authorizerId")
-
-
-async def get_authorizer(request: Request) -> Response:
-    """GetAuthorizer."""
-    node, api = await existing_api(request)
-    child = request.path_params["child_id"]
-    return JSONResponse(await _child(node, AUTHORIZER, api["apiId"], child, "Authorizer"))
-
-
 async def delete_authorizer(request: Request) -> Response:
     """DeleteAuthorizer; ConflictException while a route uses it."""
-    node, api = await existing_api(request)
-    authorizer_id = request.path_params["child_id"]
-    await _child(node, AUTHORIZER, api["apiId"], authorizer_id, "Authorizer")
-    for route in await _children(node, ROUTE, api["apiId"]):
-        if route.get("authorizerId") == authorizer_id:
-            raise ApiConflictException(
-                f"Cannot delete authorizer {authorizer_id}: route {route['routeKey']} uses it"
-            )
-    await node.store.delete_resource(AUTHORIZER, f"{api['apiId']}/{authorizer_id}")
-    return Response(status_code=204)
+    return await _delete_child(
+        request,
+        AUTHORIZER,
+        "Authorizer",
+        lambda route, child_id: (
+            f"Cannot delete authorizer {child_id}: route {route['routeKey']} uses it"
+            if route.get("authorizerId") == child_id
+            else None
+        ),
+    )
 
 
 def routes() -> list[Route]:
@@ -728,22 +709,30 @@ def routes() -> list[Route]:
         Route(api + "/routes/{child_id:str}", update_route, methods=["PATCH"]),
     ]
     children = (
-        ("routes", create_route, get_routes, get_route, delete_route),
+        ("routes", create_route, delete_route, ROUTE, "routeId", "Route"),
         (
             "integrations",
             create_integration,
-            get_integrations,
-            get_integration,
             delete_integration,
+            INTEGRATION,
+            "integrationId",
+            "Integration",
         ),
-        ("stages", create_stage, get_stages, get_stage, delete_stage),
-        ("authorizers", create_authorizer, get_authorizers, get_authorizer, delete_authorizer),
+        ("stages", create_stage, delete_stage, STAGE, "stageName", "Stage"),
+        (
+            "authorizers",
+            create_authorizer,
+            delete_authorizer,
+            AUTHORIZER,
+            "authorizerId",
+            "Authorizer",
+        ),
     )
-    for segment, create, list_all, get_one, delete in children:
+    for segment, create, delete, kind, id_field, what in children:
         table += [
             Route(f"{api}/{segment}", create, methods=["POST"]),
-            Route(f"{api}/{segment}", list_all, methods=["GET"]),
-            Route(f"{api}/{segment}/{{child_id:str}}", get_one, methods=["GET"]),
+            Route(f"{api}/{segment}", _lister(kind, id_field), methods=["GET"]),
+            Route(f"{api}/{segment}/{{child_id:str}}", _getter(kind, what), methods=["GET"]),
             Route(f"{api}/{segment}/{{child_id:str}}", delete, methods=["DELETE"]),
         ]
     return table
