@@ -18,8 +18,8 @@ lines: no parsing while it waits), then checks every id ran and counts duplicate
   a free loopback port, with its defaults (SQLite queue; ``async_workers`` 64, so up to 64
   sandboxes, unless ``--async-workers``) but the ``process`` sandbox backend: the handler
   appends to this script's file, which an isolated sandbox cannot see (the task queues'
-  workers are not isolated either). The function has 512 MB, as in ``throughput.py``. Events
-  go through the real Invoke API,
+  workers are not isolated either). The function has lambdalet's default 128 MB, so that 64
+  sandboxes fit the node's memory budget. Events go through the real Invoke API,
   ``POST /2015-03-31/functions/recorder/invocations`` with ``X-Amz-Invocation-Type: Event``
   and body ``{"id": N}``; the producer is this process: asyncio, ``--connections``
   keep-alive HTTP/1.1 connections (16), every answer must be 202.
@@ -69,7 +69,6 @@ import asyncio
 import importlib
 import importlib.metadata
 import io
-import json
 import os
 import pstats
 import shlex
@@ -108,12 +107,11 @@ from taskqueues import (
     queue_env,
     versions,
 )
-from throughput import MEMORY_MB, base_env, machine_facts, write_json
+from throughput import base_env, machine_facts, write_function, write_json
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 DEFAULT_OUT = BENCH_DIR / "results" / "async_throughput.json"
-RUNTIME_ID = f"python{sys.version_info.major}.{sys.version_info.minor}"
 FUNCTION_NAME = "recorder"
 INVOKE_PATH = f"/2015-03-31/functions/{FUNCTION_NAME}/invocations"
 TARGET_RATIO_VS_DRAMATIQ = 2.0
@@ -338,18 +336,13 @@ def run_lambdalet(work_dir: Path, args: argparse.Namespace) -> SystemRun:
     run = SystemRun("lambdalet", LAMBDALET_LABEL, workers=workers)
     run.versions["lambdalet"] = importlib.metadata.version("lambdalet")
     system_dir = work_dir / "lambdalet"
-    function_dir = system_dir / "fn"
-    function_dir.mkdir(parents=True)
+    # lambdalet's default 128 MB: the process backend limits no CPU, and 64 sandboxes of it
+    # (async_workers) fit the node's memory budget.
+    function_dir = write_function(
+        system_dir / "fn", "app", LAMBDALET_HANDLER_SOURCE, FUNCTION_NAME, memory_mb=None
+    )
     completions = Completions(system_dir / "runs.txt")
     (function_dir / "bench_record.py").write_text(RECORD_SOURCE.format(out=str(completions.path)))
-    (function_dir / "app.py").write_text(LAMBDALET_HANDLER_SOURCE)
-    manifest = {
-        "name": FUNCTION_NAME,
-        "handler": "app.handler",
-        "runtime": RUNTIME_ID,
-        "memory": MEMORY_MB,
-    }
-    (function_dir / "lambdalet.json").write_text(json.dumps(manifest))
     port = free_port()
     argv = [sys.executable]
     if args.profile:

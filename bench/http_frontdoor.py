@@ -70,13 +70,12 @@ from harness import (
     started,
 )
 from throughput import (
-    MEMORY_MB,
-    RUNTIME_ID,
     Point,
     SystemRun,
     base_env,
     machine_facts,
     measure_server,
+    write_function,
     write_json,
 )
 
@@ -214,21 +213,6 @@ def check_answer(url: str, host: str | None, method: str) -> None:
 
 
 # --- systems -----------------------------------------------------------------------------------
-
-
-def write_function(work_dir: Path) -> Path:
-    """The web handler's directory, with a lambdalet manifest and the floor app."""
-    function_dir = work_dir / "fn"
-    function_dir.mkdir()
-    (function_dir / "web.py").write_text(HANDLER_SOURCE)
-    manifest = {
-        "name": FUNCTION_NAME,
-        "handler": "web.handler",
-        "runtime": RUNTIME_ID,
-        "memory": MEMORY_MB,
-    }
-    (function_dir / "lambdalet.json").write_text(json.dumps(manifest))
-    return function_dir
 
 
 def wait_for_function(server: ManagedProcess, base_url: str, timeout_s: float) -> float:
@@ -438,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         form = args.form if args.form != "auto" else ("host" if client == "wrk" else "path")
         if client != "wrk" and form == "host":
             raise SystemExit("--form host needs wrk (the Python client cannot set Host)")
-        function_dir = write_function(work_dir)
+        function_dir = write_function(work_dir / "fn", "web", HANDLER_SOURCE, FUNCTION_NAME)
         print(f"load generator: {client}; function URL {form} form; {uptime_at_start}", flush=True)
 
         def measure(run: SystemRun, server: ManagedProcess, url: str, load: LoadFunction) -> None:

@@ -203,17 +203,25 @@ class SystemRun:
 # --- systems ---------------------------------------------------------------------------------
 
 
-def write_function(work_dir: Path) -> Path:
-    """The no-op function's directory, with a lambdalet manifest."""
-    function_dir = work_dir / "fn"
-    function_dir.mkdir()
-    (function_dir / "noop.py").write_text(HANDLER_SOURCE)
-    manifest = {
-        "name": FUNCTION_NAME,
-        "handler": "noop.handler",
+def write_function(
+    function_dir: Path,
+    module: str = "noop",
+    source: str = HANDLER_SOURCE,
+    name: str = FUNCTION_NAME,
+    memory_mb: int | None = MEMORY_MB,
+) -> Path:
+    """A function's directory for ``lambdalet serve --deploy``: ``<module>.py`` holding
+    ``source`` and a lambdalet manifest (``<module>.handler``, this Python, ``memory_mb`` or,
+    with None, lambdalet's default MemorySize)."""
+    function_dir.mkdir(parents=True, exist_ok=True)
+    (function_dir / f"{module}.py").write_text(source)
+    manifest: dict[str, Any] = {
+        "name": name,
+        "handler": f"{module}.handler",
         "runtime": RUNTIME_ID,
-        "memory": MEMORY_MB,
     }
+    if memory_mb is not None:
+        manifest["memory"] = memory_mb
     (function_dir / "lambdalet.json").write_text(json.dumps(manifest))
     return function_dir
 
@@ -651,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lambdalet-bench-") as temporary:
         work_dir = Path(temporary)
         client_name, load = make_load_function(args.client, work_dir)
-        function_dir = write_function(work_dir)
+        function_dir = write_function(work_dir / "fn")
         print(f"load generator: {client_name}; {args.duration} s per point", flush=True)
 
         def measure(run: SystemRun, server: ManagedProcess, url: str) -> None:
