@@ -14,21 +14,30 @@ that answered their invocation per second of wall time, over ``--seconds``, with
 - **pool, burst**: ``--pool`` blank sandboxes are parked first (not timed), then the workers
   acquire (bind) them until they run out: the rate a full pool serves a burst at.
 - **pool, sustained**: a pool of ``--pool`` that refills itself in the background while the
-  workers take from it; once it is empty each acquire that finds none starts from scratch, as
-  the router does: the long-run rate, bounded by how fast blank sandboxes start.
+  workers take from it, as the router uses it: once it is empty, an acquire waits for the
+  next blank sandbox to park while the runtime's blank zygote refills it (up to
+  ``sandbox/pool.py``'s ``BLANK_WAIT_S``), and one that gets none starts a sandbox from
+  scratch: the long-run rate, bounded by how fast blank sandboxes start.
 - **snapshot**: every sandbox is an instance forked from one zygote of the function
   (SnapStart; the zygote's own start is not timed).
 
-Also printed per mode: the p50 and p99 of one sandbox's time to READY. Baseline in the same
-run: ``os.fork()`` of this interpreter with the handler imported (child answers on a pipe,
-exits), one after another, per second. DESIGN target: >= 100 new isolated sandboxes/s on 2
-cores. Writes everything to ``--out``. Needs root (the namespaces backend).
+Also printed per mode: the p50 and p99 of one sandbox's time to READY, and the CPU time one
+sandbox cost (start, invocation and stop), over every process and thread this benchmark
+started, sandboxes included, with the kernel's work in them: the benchmark moves itself into
+a ``cpuacct`` cgroup v1 of its own (which the sandboxes' own cgroups do not replace; without
+a cpuacct hierarchy the column is empty). ``cores × 1000 ÷ CPU ms`` is the rate the machine's
+cores would bound it to if nothing else ran: on a shared machine the wall-clock rate varies
+with the others' load, the CPU time much less. Baseline in the same run: ``os.fork()`` of
+this interpreter with the handler imported (child answers on a pipe, exits), one after
+another, per second. DESIGN target: >= 100 new isolated sandboxes/s on 2 cores. Writes
+everything to ``--out``. Needs root (the namespaces backend).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -70,6 +79,8 @@ class ModeResult:
     ready_p99_ms: float | None = None
     failures: int = 0
     reason: str = ""
+    cpu_ms_per_sandbox: float | None = None
+    cpu_bound_per_s: float | None = None  # cores × 1000 / cpu_ms_per_sandbox
     ready_ms: list[float] = field(default_factory=list)
 
 
@@ -106,6 +117,49 @@ def make_spec(work_dir: Path, function: FunctionConfig) -> SandboxSpec:
         scratch_root=work_dir / "sandboxes",
         cache_dir=work_dir / "cache",
     )
+
+
+class CpuMeter:
+    """CPU time of this process and everything it starts, through a cpuacct cgroup (v1) of
+    its own; ``None`` readings where there is none."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+        if not (self.ROOT / "cpuacct.usage").exists():
+            return
+        directory = self.ROOT / f"lambdalet-spawn-rate-{os.getpid()}"
+        try:
+            directory.mkdir()
+            (directory / "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+            return
+        self.directory = directory
+
+    def read_ns(self) -> int | None:
+        """Nanoseconds of CPU used so far."""
+        if self.directory is None:
+            return None
+        return int((self.directory / "cpuacct.usage").read_text())
+
+    def charge(self, result: ModeResult, since_ns: int | None) -> None:
+        """Set ``result``'s CPU per sandbox from a reading taken when its mode began."""
+        now_ns = self.read_ns()
+        if now_ns is None or since_ns is None or result.sandboxes == 0:
+            return
+        result.cpu_ms_per_sandbox = (now_ns - since_ns) / 1e6 / result.sandboxes
+        result.cpu_bound_per_s = (os.cpu_count() or 1) * 1000 / result.cpu_ms_per_sandbox
+
+    def close(self) -> None:
+        """Move back to the root cgroup and remove this one."""
+        if self.directory is None:
+            return
+        with contextlib.suppress(OSError):
+            (self.ROOT / "cgroup.procs").write_text(str(os.getpid()))
+            self.directory.rmdir()
 
 
 async def run_workers(
@@ -152,7 +206,7 @@ async def run_workers(
         result.ready_p99_ms = percentile(ordered, 0.99)
 
 
-async def measure(args: argparse.Namespace, work_dir: Path) -> list[ModeResult]:
+async def measure(args: argparse.Namespace, work_dir: Path, meter: CpuMeter) -> list[ModeResult]:
     """Every mode, one after another."""
     backend = NamespacesBackend()
     spec = make_spec(work_dir, hello_function())
@@ -165,7 +219,9 @@ async def measure(args: argparse.Namespace, work_dir: Path) -> list[ModeResult]:
 
     print("no pool ...", flush=True)
     plain = ModeResult("no pool", "every sandbox started from scratch")
+    since = meter.read_ns()
     await run_workers(plain, from_scratch, args.seconds, args.workers)
+    meter.charge(plain, since)
     results.append(plain)
 
     settings = Settings()
@@ -185,7 +241,9 @@ async def measure(args: argparse.Namespace, work_dir: Path) -> list[ModeResult]:
     await pool.wait_filled(RUNTIME, timeout_s=120)
     pool.refilling = False  # the burst drains what was parked
     burst = ModeResult("pool, burst", f"a pool of {args.pool} parked blank sandboxes, drained")
+    since = meter.read_ns()
     await run_workers(burst, lambda: pool.acquire(spec), 60.0, args.workers, stop_when_none=True)
+    meter.charge(burst, since)
     await pool.stop()
     results.append(burst)
 
@@ -197,9 +255,11 @@ async def measure(args: argparse.Namespace, work_dir: Path) -> list[ModeResult]:
         return await pool.acquire(spec) or await from_scratch()
 
     sustained = ModeResult(
-        "pool, sustained", f"a pool of {args.pool} refilling itself; from scratch when empty"
+        "pool, sustained", f"a pool of {args.pool} refilling itself; from scratch if none comes"
     )
+    since = meter.read_ns()
     await run_workers(sustained, pooled_or_scratch, args.seconds, args.workers)
+    meter.charge(sustained, since)
     await pool.stop()
     results.append(sustained)
 
@@ -209,13 +269,15 @@ async def measure(args: argparse.Namespace, work_dir: Path) -> list[ModeResult]:
     warm = await snapshots.acquire(snap_spec)  # starts the zygote: not timed
     await warm.stop()
     forked = ModeResult("snapshot", "instances forked from one zygote (SnapStart)")
+    since = meter.read_ns()
     await run_workers(forked, lambda: snapshots.acquire(snap_spec), args.seconds, args.workers)
+    meter.charge(forked, since)
     await snapshots.stop()
     results.append(forked)
     return results
 
 
-def fork_rate(seconds: float) -> ModeResult:
+def fork_rate(seconds: float, meter: CpuMeter) -> ModeResult:
     """Baseline: os.fork() of this interpreter, the handler imported, one after another."""
     namespace: dict[str, Any] = {}
     exec(compile(HELLO, "app.py", "exec"), namespace)
@@ -223,6 +285,7 @@ def fork_rate(seconds: float) -> ModeResult:
     result = ModeResult("plain fork (baseline)", "os.fork() of this interpreter, serially")
     deadline = time.perf_counter() + seconds
     began = time.perf_counter()
+    since = meter.read_ns()
     while time.perf_counter() < deadline:
         start = time.perf_counter()
         read_end, write_end = os.pipe()
@@ -238,6 +301,7 @@ def fork_rate(seconds: float) -> ModeResult:
         result.sandboxes += 1
     result.seconds = time.perf_counter() - began
     result.per_s = result.sandboxes / result.seconds
+    meter.charge(result, since)
     ordered = sorted(result.ready_ms)
     result.ready_p50_ms = percentile(ordered, 0.5)
     result.ready_p99_ms = percentile(ordered, 0.99)
@@ -258,22 +322,26 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     work_dir = Path(tempfile.mkdtemp(prefix="lambdalet-spawn-"))
+    meter = CpuMeter()
     try:
         import uvloop
 
-        results = uvloop.run(measure(args, work_dir))
+        results = uvloop.run(measure(args, work_dir, meter))
+        baseline = fork_rate(min(args.seconds, 2.0), meter)
     finally:
+        meter.close()
         shutil.rmtree(work_dir, ignore_errors=True)
-    baseline = fork_rate(min(args.seconds, 2.0))
     results.append(baseline)
     print(
         f"\n{'mode':<24}{'sandboxes/s':>12}{'÷ fork':>9}{'ready p50':>11}{'ready p99':>11}"
-        f"{'n':>7}{'failed':>8}   (ms)"
+        f"{'CPU/sandbox':>13}{'CPU bound/s':>13}{'n':>7}{'failed':>8}   (ms)"
     )
     for result in results:
+        cpu = f"{result.cpu_ms_per_sandbox:>13.1f}" if result.cpu_ms_per_sandbox else f"{'':>13}"
+        bound = f"{result.cpu_bound_per_s:>13.0f}" if result.cpu_bound_per_s else f"{'':>13}"
         print(
             f"{result.mode:<24}{result.per_s:>12.1f}{result.per_s / baseline.per_s:>8.3f}×"
-            f"{result.ready_p50_ms or 0:>11.2f}{result.ready_p99_ms or 0:>11.2f}"
+            f"{result.ready_p50_ms or 0:>11.2f}{result.ready_p99_ms or 0:>11.2f}{cpu}{bound}"
             f"{result.sandboxes:>7}{result.failures:>8}   {result.description}"
         )
         if result.reason:

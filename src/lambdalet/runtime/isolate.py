@@ -39,6 +39,25 @@ A setup failure is written to stderr (the function's log) and ends the launcher 
 status 125: the init reports its own failure the way it reports the runtime's end. With
 ``--probe`` the script prints, as JSON, which namespaces the kernel lets it create (an empty
 string for those it does, the error for the others).
+
+With ``--blank-zygote CONTROL_FD`` (run by the runtime's own interpreter, not ``-I -S``;
+``lambdalet.sandbox.blank_zygote``) this module is a blank zygote: a root process on the host,
+in no sandbox, that has imported this module and ``python_bootstrap.py`` once and, for each
+blank (pooled) sandbox the host asks for, forks its init straight into a new pid namespace,
+instead of the host starting a launcher and a runtime interpreter. Each request on
+CONTROL_FD (a SOCK_SEQPACKET socket) is one byte carrying six file descriptors: a status
+pipe, the plan pipe, the sandbox's output, its Runtime API channel, and the init's two pipes
+to its launcher, whose part the host plays (it maps the user namespace's ids when the init
+asks, and reads the init's report of the runtime's end). The host moves the init into the
+sandbox's cgroups, then writes the plan; the zygote writes the init's pid to the status pipe
+and, once it has reaped it, its exit status (a negative one is a signal). With ``in_process``
+in the plan, the runtime does not exec an interpreter: once it has dropped every privilege
+and installed the system call filter, where it would exec, it goes on as
+``python_bootstrap.py``'s blank runtime in the interpreter it inherited
+(:func:`_continue_in_process`). Every sandbox still gets its own pid, mount, ipc, uts and
+user namespaces, root, cgroups and filter: only the two interpreter starts and the launcher
+are saved. What forked sandboxes share with the zygote and with each other is its
+address-space layout and its ``str`` hash seed (an exec would draw new ones).
 """
 
 from __future__ import annotations
@@ -101,6 +120,7 @@ MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
 MS_RELATIME = 0x200000
 MNT_DETACH = 0x2
 # statvfs flags a read-only remount must keep, with the mount flags they stand for.
@@ -111,6 +131,7 @@ KEPT_FLAGS = (
     (os.ST_RELATIME, MS_RELATIME),
 )
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -118,6 +139,17 @@ SECCOMP_MODE_FILTER = 2
 SIGKILL, SIGPIPE, SIGXFSZ = 9, 13, 25
 SIG_DFL = 0
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "riscv64": 91, "ppc64le": 184, "s390x": 185}
+CAPABILITY_VERSION_3 = 0x20080522
+IGNORED_AT_START = (SIGPIPE, SIGXFSZ)  # what an interpreter ignores as it starts
+SIG_IGN = 1
+# Where a blank zygote's fork (the init) keeps the runtime's channel, the plan pipe until it
+# is read, and its two pipes to the host (which plays its launcher).
+BLANK_CHANNEL_FD = 3
+BLANK_PLAN_FD = 4
+BLANK_REPORT_FD = 5
+BLANK_GO_FD = 6
+MAX_FD = 1 << 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [
@@ -132,6 +164,7 @@ _libc.unshare.argtypes = [ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 
 
 def _check(result: int, what: str) -> None:
@@ -181,6 +214,25 @@ def _confine_relay(plan: dict[str, Any]) -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     if plan.get("seccomp"):
         install_seccomp(plan["seccomp"])
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def drop_capabilities() -> None:
+    """Clear this process's effective, permitted and inheritable capabilities (capset(2))."""
+    header = _CapHeader(CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.syscall(SYS_CAPSET[os.uname().machine], ctypes.byref(header), data), "capset")
 
 
 def pivot_root_here() -> None:
@@ -282,6 +334,10 @@ def run_runtime(plan: dict[str, Any]) -> None:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
+    if plan.get("in_process"):
+        # A process keeps its capabilities in the user namespace it made (or its parent
+        # made) across setresuid, as root there is no mapped id; exec would drop them.
+        drop_capabilities()
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (plan["nofile"], plan["nofile"]))
@@ -290,12 +346,62 @@ def run_runtime(plan: dict[str, Any]) -> None:
     os.chdir(plan["cwd"])
     if plan.get("seccomp"):
         install_seccomp(plan["seccomp"])  # last: execve must still be allowed
+    if plan.get("in_process"):
+        _continue_in_process(plan)
     argv = plan["argv"]
     try:
         os.execve(argv[0], argv, plan["env"])
     except OSError as error:
         os.write(2, f"[lambdalet] fork/exec {argv[0]}: {error.strerror}\n".encode())
         os._exit(EXEC_FAILED)
+
+
+def _show_command_line(argv: list[str]) -> None:
+    """Make /proc/PID/cmdline show ``argv`` (the runtime's command line inside the sandbox)
+    rather than the zygote's, which names host paths: written over the zygote's in place, as
+    setproctitle does (moving it would take CAP_SYS_RESOURCE), cut to its length, the rest
+    zeroed."""
+    with open("/proc/self/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    start, end = int(fields[45]), int(fields[46])  # arg_start and arg_end, fields 48 and 49
+    data = b"\0".join(os.fsencode(argument) for argument in argv)[: end - start - 1]
+    ctypes.memmove(start, data, len(data))
+    ctypes.memset(start + len(data), 0, end - start - len(data))
+
+
+def _continue_in_process(plan: dict[str, Any]) -> None:
+    """In a blank zygote's fork, where the runtime would exec its interpreter: go on as the
+    blank runtime in this one, and end as that interpreter would have ended. Never returns."""
+    prctl(PR_SET_DUMPABLE, 1)  # cleared by setresuid; exec would have set it again
+    _show_command_line(plan["argv"])
+    for number in IGNORED_AT_START:  # given back their default for exec: ignored again
+        _libc.signal(number, SIG_IGN)
+    # The init's and launcher's pipes: an exec would have closed them (close-on-exec), and
+    # the runtime must not be able to write the init's report.
+    os.closerange(BLANK_CHANNEL_FD + 1, MAX_FD)
+    env = dict(plan["env"])
+    env["_LAMBDALET_RUNTIME_FD"] = str(BLANK_CHANNEL_FD)
+    code = 0
+    try:
+        sys.modules["python_bootstrap"].run_forked(env, plan["argv"][-1])
+    except SystemExit as ended:
+        code = ended.code if isinstance(ended.code, int) else 0 if ended.code is None else 1
+        if not isinstance(ended.code, (int, type(None))):  # noqa: UP038  (3.9 runs this too)
+            print(ended.code, file=sys.stderr)
+    except BaseException:  # as an interpreter reports an uncaught exception
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def run_init(plan: dict[str, Any], to_launcher: int, from_launcher: int) -> None:
@@ -477,12 +583,148 @@ def read_plan(fd: int) -> dict[str, Any]:
     return plan
 
 
+def _hide_opt() -> None:
+    """Give the zygote a mount namespace of its own whose ``/opt`` is an empty tmpfs with an
+    empty ``lib``: the dynamic loader remembers, for good, which ``LD_LIBRARY_PATH``
+    directories do not exist, and ``/opt/lib`` must still be searched in the sandboxes, where
+    it holds the layers' libraries. Host mounts made later still show (a slave mount). The
+    host's own /opt is then out of the zygote's sight: the host uses a zygote only when
+    nothing a sandbox is built from lies there (``lambdalet.sandbox.blank_zygote``)."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_SLAVE)
+    mount("tmpfs", "/opt", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+    os.mkdir("/opt/lib", 0o755)
+    mount(None, "/opt", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _fd_at_least(fd: int, lowest: int) -> int:
+    """``fd``, moved to a number of at least ``lowest`` if it is below."""
+    if fd >= lowest:
+        return fd
+    import fcntl
+
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, lowest)
+    os.close(fd)
+    return moved
+
+
+def _blank_init(status_fd: int, fds: list[int]) -> None:
+    """In the zygote's fork, pid 1 of a new pid namespace: with the sandbox's output, the
+    channel and its pipes where :data:`BLANK_CHANNEL_FD` and the next ones say and nothing
+    else of the zygote's open, read the plan and go on as the init. Never returns."""
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+    os.setsid()  # out of the zygote's session and process group
+    os.close(status_fd)
+    output_fd, *kept = fds  # the channel, plan, report and go pipes, in that order
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    lowest = BLANK_GO_FD + 1
+    kept = [_fd_at_least(fd, lowest) for fd in kept]
+    for offset, fd in enumerate(kept):
+        os.dup2(fd, BLANK_CHANNEL_FD + offset, inheritable=offset == 0)
+    os.closerange(lowest, MAX_FD)  # the control socket, the originals, whatever else
+    try:
+        os.umask(0o022)
+        run_init(read_plan(BLANK_PLAN_FD), BLANK_REPORT_FD, BLANK_GO_FD)
+    except BaseException as error:  # reported in the function's log
+        _fail(str(error), BLANK_REPORT_FD)
+    os._exit(SETUP_FAILED)
+
+
+def serve_blank_forks(control_fd: int) -> None:
+    """As a blank zygote: fork a sandbox's init into a new pid namespace for each request on
+    ``control_fd``; report each one's pid and, once reaped, its exit status on its status
+    pipe. Ends when the host closes the control socket."""
+    import gc
+    import signal
+    import socket
+
+    import python_bootstrap  # type: ignore[import-not-found]  # beside this module
+
+    # The runtime's sys.path as its interpreter would make it: not this module's directory
+    # (it is /var/runtime inside) nor the current one.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p not in ("", here)]
+    if not os.path.isdir("/opt/lib"):
+        _hide_opt()
+    python_bootstrap.warm_blank()
+    control = socket.socket(fileno=control_fd)
+    own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    statuses: dict[int, int] = {}  # init pid → its status pipe
+
+    def reap(signum: int, frame: object) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            status_fd = statuses.pop(pid, None)
+            if status_fd is not None:
+                code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                try:  # noqa: SIM105
+                    os.write(status_fd, f"{code}\n".encode())
+                except OSError:
+                    pass
+                os.close(status_fd)
+
+    signal.signal(signal.SIGCHLD, reap)
+    gc.freeze()  # what the zygote made stays where it is: no fork's collection writes to it
+    control.send(b"R")
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1, 6)
+        if not message:
+            os._exit(0)
+        if len(fds) != 6:
+            for fd in fds:
+                os.close(fd)
+            continue
+        status_fd, plan_fd, output_fd, channel_fd, report_fd, go_fd = fds
+        given = [output_fd, channel_fd, plan_fd, report_fd, go_fd]
+        # Blocked across the fork: the init's end must find its status pipe registered.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # The next child is pid 1 of a new pid namespace; this process stays in its own.
+            unshare(CLONE_NEWPID)
+            try:
+                pid = os.fork()
+            except OSError:
+                _check(_libc.setns(own_pid_namespace, CLONE_NEWPID), "setns")
+                raise
+            if pid != 0:
+                _check(_libc.setns(own_pid_namespace, CLONE_NEWPID), "setns")
+            else:
+                control.detach()
+                _blank_init(status_fd, given)
+            try:  # noqa: SIM105  (contextlib is one more import on every cold start)
+                os.write(status_fd, f"{pid}\n".encode())
+            except OSError:
+                pass
+            statuses[pid] = status_fd
+        except OSError as error:  # no fork: the host sees the status pipe close
+            os.write(2, f"[lambdalet] blank zygote cannot fork: {error}\n".encode())
+            os.close(status_fd)
+        finally:
+            for fd in given:
+                os.close(fd)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+
+
 def main() -> None:
-    """Entry point: arguments ``PLAN_FD`` or ``--probe``."""
+    """Entry point: arguments ``PLAN_FD``, ``--probe`` or ``--blank-zygote CONTROL_FD``."""
     if sys.argv[1:] == ["--probe"]:
         import json
 
         print(json.dumps(probe()))
+        return
+    if sys.argv[1:2] == ["--blank-zygote"]:
+        serve_blank_forks(int(sys.argv[2]))
         return
     try:
         launch(read_plan(int(sys.argv[1])))

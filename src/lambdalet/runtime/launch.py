@@ -9,11 +9,18 @@ the search paths AWS puts them on.
 
 from __future__ import annotations
 
+import functools
+import logging
+import py_compile
 from pathlib import Path
 
 from lambdalet.models import FunctionConfig
 
+log = logging.getLogger(__name__)
+
 PYTHON_BOOTSTRAP = Path(__file__).with_name("python_bootstrap.py")
+# What the interpreter runs: it imports PYTHON_BOOTSTRAP, from its cached bytecode.
+PYTHON_MAIN = Path(__file__).with_name("python_main.py")
 NODE_BOOTSTRAP = Path(__file__).with_name("node_bootstrap.js")
 
 # Keys the user may not set: AWS refuses them with InvalidParameterValueException.
@@ -100,7 +107,19 @@ def command(
         argv = java.command(runtimes[function.runtime], code_dir, cache_dir, opt_dir=opt_dir)
         # Size the heap from the function's memory, not the host's, as AWS's launcher does.
         return [argv[0], f"-XX:MaxRAM={function.memory_mb}m", *argv[1:]]
-    return [runtimes[function.runtime], "-X", "utf8", str(PYTHON_BOOTSTRAP)]
+    cache_bootstrap_bytecode()
+    return [runtimes[function.runtime], "-X", "utf8", str(PYTHON_MAIN)]
+
+
+@functools.cache
+def cache_bootstrap_bytecode() -> None:
+    """Compile the runtime client's bytecode into its ``__pycache__`` once (for this host's
+    Python version, the usual runtime's): sandboxes see that directory read-only, and would
+    otherwise compile it at every start. Where it cannot be written, they still do."""
+    try:
+        py_compile.compile(str(PYTHON_BOOTSTRAP), doraise=True)
+    except (OSError, py_compile.PyCompileError) as error:
+        log.warning("cannot cache the Python runtime's bytecode: %s", error)
 
 
 def environment(

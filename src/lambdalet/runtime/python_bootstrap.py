@@ -16,6 +16,10 @@ Two modes the host may ask for through the environment, on its private channel o
   but forks an instance per request, each with its own channel and log pipe
   (``sandbox/snapshot.py``).
 
+A pooled runtime may also be forked, already isolated, from a blank zygote that imported this
+module once (``runtime/isolate.py``, ``sandbox/blank_zygote.py``): :func:`run_forked` then
+stands for the interpreter's start.
+
 Both do ahead, off the cold start's path, what the first handler import or invocation would
 otherwise do first (:func:`_warm_up`). A blank runtime has only ever run cached bytecode:
 its first ``compile()`` faults in the parser's code and memory, which on a VM costs about
@@ -71,17 +75,33 @@ class ClientContext:
         self.env = raw.get("env")
 
 
+# What a context says of its function, from the environment the platform set (once).
+_CONTEXT_VARIABLES = (
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+)
+
+
 class LambdaContext:
     """The second argument of every handler, with the fields and method AWS provides."""
+
+    _from_environment: tuple[str | None, ...] | None = None  # read at the first invocation
 
     def __init__(self, headers: Mapping[str, str]) -> None:
         self.aws_request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
         self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn", "")
-        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
-        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        if LambdaContext._from_environment is None:
+            LambdaContext._from_environment = tuple(map(os.environ.get, _CONTEXT_VARIABLES))
+        (
+            self.function_name,
+            self.function_version,
+            self.memory_limit_in_mb,
+            self.log_group_name,
+            self.log_stream_name,
+        ) = LambdaContext._from_environment
         self._deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms", "0"))
         identity = _json_header(headers, "Lambda-Runtime-Cognito-Identity")
         self.identity = CognitoIdentity(identity) if identity else None
@@ -254,7 +274,7 @@ class FramedRuntimeApi:
             sys.exit(0)  # the host closed the channel: the sandbox is being stopped
         total, head_length = _PREFIX.unpack(prefix)
         body = self._input.read(total)
-        return json.loads(body[:head_length]), body[head_length:]
+        return json.loads(body[:head_length].decode()), body[head_length:]
 
     def wait_for_function(self) -> dict[str, str]:
         """In a pooled (blank) sandbox: say so, then wait for the function's environment."""
@@ -317,6 +337,7 @@ def _become_function(env: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(env)
     time.tzset()
+    LambdaContext._from_environment = None  # the warm-up's contexts saw the blank one
     task_root = env.get("LAMBDA_TASK_ROOT", "/var/task")
     os.chdir(task_root)
     added = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -428,8 +449,43 @@ def _serve_forks(api: FramedRuntimeApi, control_fd: int) -> FramedRuntimeApi:
         control.sendall(f"f {pid}\n".encode())
 
 
-def main() -> None:
-    """Load the handler, then serve invocations until the sandbox is stopped."""
+def warm_blank() -> None:
+    """In a blank zygote (``runtime/isolate.py``), once: the warm-up each blank runtime it
+    forks would otherwise do."""
+    _warm_up(compile_source=True)
+
+
+def run_forked(env: dict[str, str], script: str) -> None:
+    """In a blank zygote's fork, once it is isolated: be the blank runtime that
+    ``python -X utf8 SCRIPT`` started with ``env`` would be, in the interpreter inherited
+    from the zygote (``runtime/isolate.py``)."""
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()
+    sys.argv[:] = [script]
+    site = sys.modules.get("site")
+    if site is not None:  # the zygote's user site, which it had not: found again on demand
+        site.__dict__.update(USER_BASE=None, USER_SITE=None)
+    # What site.py added on the host that is not here (as it adds only what exists).
+    prefixes = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+    sys.path[:] = [p for p in sys.path if p.startswith(prefixes) or os.path.exists(p)]
+    # Where the interpreter puts PYTHONPATH: after the script's directory, before the rest.
+    sys.path[0:0] = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # Its pages are the zygote's until written: the first writes (their copies) of the
+    # handler's import and of an invocation happen here, before it is parked, not on the
+    # cold start's path.
+    _warm_up(compile_source=False)
+    compile("def handler(event, context):\n    return event\n", "<warm-up>", "exec")
+    try:  # noqa: SIM105  (contextlib would be one more import in every sandbox)
+        importlib.import_module("_lambdalet_warm_up")  # the import system's search
+    except ImportError:
+        pass
+    main(warmed=True)
+
+
+def main(warmed: bool = False) -> None:
+    """Load the handler, then serve invocations until the sandbox is stopped (``warmed``: a
+    blank runtime forked from a zygote that did the warm-up already)."""
     channel_fd = os.environ.pop("_LAMBDALET_RUNTIME_FD", None)
     pooled = os.environ.pop("_LAMBDALET_POOLED", None)
     zygote_fd = os.environ.pop("_LAMBDALET_ZYGOTE_FD", None)
@@ -437,7 +493,8 @@ def main() -> None:
     if channel_fd is not None:
         api = FramedRuntimeApi(int(channel_fd))
         if pooled:
-            _warm_up(compile_source=True)
+            if not warmed:
+                _warm_up(compile_source=True)
             _become_function(api.wait_for_function())
     else:
         api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])

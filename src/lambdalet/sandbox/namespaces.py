@@ -36,8 +36,10 @@ import marshal
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lambdalet.errors import SandboxError
 from lambdalet.models import Invocation, InvocationResult
@@ -248,6 +250,7 @@ class NamespacesSandbox(ProcessSandbox):
         self._cgroup: cgroups.SandboxCgroup | None = None
         self._layout: rootfs.RootLayout | None = None
         self._host_runtime_api = ""
+        self._freeze_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         await super().start()
@@ -324,26 +327,7 @@ class NamespacesSandbox(ProcessSandbox):
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
             if not os.access(entry, os.X_OK) or entry.is_dir():
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-        isolation = self._backend.isolation
-        plan = {
-            "root": str((self._scratch / "root").absolute()),
-            "steps": self._layout.steps,
-            "hostname": "localhost",
-            "namespaces": {name: isolation.available(name) for name in OPTIONAL_NAMESPACES},
-            "uid": SANDBOX_UID,
-            "gid": SANDBOX_GID,
-            "host_uid": self._backend.host_id,
-            "host_gid": self._backend.host_id,
-            "nofile": NOFILE,
-            "cwd": rootfs.TASK_DIR,
-            "argv": argv,
-            # Through the pipe, not the launcher's own environment: LD_LIBRARY_PATH names /opt,
-            # which on the host is not the layers.
-            "env": env,
-            "seccomp": self._backend.seccomp_program,
-            "init_program": native_init.program(),
-            **network.plan_entries(self.spec.function, self._host_runtime_api),
-        }
+        plan = self._plan(argv, env)
         plan_read, plan_write = os.pipe()
         try:
             launcher = launcher_command(str(plan_read))
@@ -366,6 +350,30 @@ class NamespacesSandbox(ProcessSandbox):
                 raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
             plan_pipe.write(marshal.dumps(plan))
         return process
+
+    def _plan(self, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+        """What ``runtime/isolate.py`` builds the sandbox from (its module docstring)."""
+        assert self._layout is not None
+        isolation = self._backend.isolation
+        return {
+            "root": str((self._scratch / "root").absolute()),
+            "steps": self._layout.steps,
+            "hostname": "localhost",
+            "namespaces": {name: isolation.available(name) for name in OPTIONAL_NAMESPACES},
+            "uid": SANDBOX_UID,
+            "gid": SANDBOX_GID,
+            "host_uid": self._backend.host_id,
+            "host_gid": self._backend.host_id,
+            "nofile": NOFILE,
+            "cwd": rootfs.TASK_DIR,
+            "argv": argv,
+            # Through the pipe, not the launcher's own environment: LD_LIBRARY_PATH names /opt,
+            # which on the host is not the layers.
+            "env": env,
+            "seccomp": self._backend.seccomp_program,
+            "init_program": native_init.program(),
+            **network.plan_entries(self.spec.function, self._host_runtime_api),
+        }
 
     def _peak_memory_mb(self) -> int:
         peak = self._cgroup.peak_memory_bytes() if self._cgroup is not None else None
@@ -401,19 +409,27 @@ class NamespacesSandbox(ProcessSandbox):
             except OSError as error:  # still frozen, it times out and is stopped
                 log.warning("sandbox %s: cannot thaw it: %s", self.sandbox_id, error)
         result = await super().invoke(invocation, timeout_ms)
-        if cgroup is not None and self.state is SandboxState.READY:
-            asyncio.get_running_loop().call_later(
-                FREEZE_AFTER_IDLE_S, self._freeze_if_idle, self.last_used_monotonic
-            )
+        if cgroup is not None and self._freeze_timer is None and self.state is SandboxState.READY:
+            self._arm_freezer(FREEZE_AFTER_IDLE_S)
         return result
 
-    def _freeze_if_idle(self, last_used_monotonic: float) -> None:
-        """Freeze the sandbox if it has not been invoked since ``last_used_monotonic``."""
-        if (
-            self.state is not SandboxState.READY
-            or self._cgroup is None
-            or self.last_used_monotonic != last_used_monotonic
-        ):
+    def _arm_freezer(self, delay_s: float) -> None:
+        """One timer per sandbox, not one per invocation: when it fires early (the sandbox was
+        used meanwhile) it is set again for the rest of the idle time."""
+        loop = asyncio.get_running_loop()
+        self._freeze_timer = loop.call_later(delay_s, self._freeze_if_idle)
+
+    def _freeze_if_idle(self) -> None:
+        """Freeze the sandbox once it has had no invocation for FREEZE_AFTER_IDLE_S."""
+        self._freeze_timer = None
+        if self._cgroup is None or self.state not in (SandboxState.READY, SandboxState.INVOKING):
+            return
+        idle_s = time.monotonic() - self.last_used_monotonic
+        if self.state is SandboxState.INVOKING:
+            self._arm_freezer(FREEZE_AFTER_IDLE_S)
+            return
+        if idle_s < FREEZE_AFTER_IDLE_S:
+            self._arm_freezer(FREEZE_AFTER_IDLE_S - idle_s)
             return
         try:
             self._cgroup.freeze()
@@ -421,6 +437,8 @@ class NamespacesSandbox(ProcessSandbox):
             log.warning("sandbox %s: cannot freeze it: %s", self.sandbox_id, error)
 
     async def stop(self) -> None:
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
         if self._cgroup is not None:
             with contextlib.suppress(OSError):
                 self._cgroup.thaw()  # a frozen task (cgroup v1) would not die of SIGKILL

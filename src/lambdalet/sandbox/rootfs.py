@@ -20,9 +20,11 @@ Command lines are rewritten from host paths to these (``code_dir`` → ``/var/ta
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,30 +146,14 @@ def build_layout(
 ) -> RootLayout:
     """The root of one sandbox and its command line (blocking: it looks at the host's files)."""
     layout = RootLayout()
-    system: list[Path] = []
-    for name in SYSTEM_DIRS:
-        path = Path(name)
-        if path.is_symlink():
-            layout.steps.append(["symlink", os.readlink(path), name, ""])
-        elif path.is_dir():
-            layout.bind(name, name)
-            system.append(path)
-    system = [path.resolve() for path in system]
+    host_steps, system = _host_steps(time.monotonic() // HOST_CACHE_S)
+    layout.steps += host_steps
     layout.steps += [
         ["file", _passwd(uid, gid), "/etc/passwd", ""],
         ["file", f"root:x:0:\n{SANDBOX_USER}:x:{gid}:\nnogroup:x:65534:\n", "/etc/group", ""],
         ["file", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n", "/etc/hosts", ""],
     ]
-    etc = [Path("/etc", name) for name in ETC_ENTRIES]
-    etc += [Path(found) for pattern in ETC_PATTERNS for found in glob.glob(f"/etc/{pattern}")]
-    for entry in etc:
-        if entry.exists():
-            layout.bind(os.path.realpath(entry), str(entry))
-    layout.steps.append(["tmpfs", None, "/dev", "size=64k,mode=0755"])
-    for device in DEVICES:
-        if os.path.exists(f"/dev/{device}"):
-            layout.steps.append(["bind-dev", f"/dev/{device}", f"/dev/{device}", ""])
-    layout.steps += [["symlink", target, link, ""] for link, target in DEV_LINKS.items()]
+    layout.steps += _etc_and_dev_steps(time.monotonic() // HOST_CACHE_S)
     layout.steps.append(["proc", None, "/proc", ""])
     layout.steps.append(["tmpfs", None, TMP_DIR, f"size={tmp_size_bytes},mode=1777"])
 
@@ -187,14 +173,14 @@ def build_layout(
     if program.startswith(str(code_dir) + "/"):
         layout.host_entry = Path(program).absolute()
     else:
-        needed += interpreter_roots(program)
+        needed += _interpreter_roots(program, time.monotonic() // HOST_CACHE_S)
     # Files the command line names in lambdalet's cache (the Java bootstrap's jar and class
     # archive) stay where they are: the archive records its jar's path.
     for argument in host_argv[1:]:
         for part in argument.replace("=", ":").split(":"):
             if part.startswith(str(cache_dir) + "/") and os.path.exists(part):
                 needed.append(Path(part) if os.path.isdir(part) else Path(part).parent)
-    for path in _host_binds(needed, system):
+    for path in _host_binds(needed, list(system)):
         layout.bind(str(path), str(path))
     # Absolute: the launcher runs in the code directory, not in the node's.
     layout.bind(os.path.abspath(code_dir), TASK_DIR)
@@ -206,8 +192,51 @@ def build_layout(
 
 
 def _depth(step: list[Any]) -> int:
-    # Stable sort: steps at one depth keep their order.
-    return len(Path(step[2]).parts) if step[0] != "file" else 99
+    # Stable sort: steps at one depth keep their order. The number of Path(target).parts.
+    return os.path.normpath(step[2]).rstrip("/").count("/") + 1 if step[0] != "file" else 99
+
+
+# What the host's own files make of every root (its system directories, its /etc and /dev,
+# where an interpreter lives) is looked at again every HOST_CACHE_S, not at every start: it
+# costs a millisecond of CPU, on the path of every start, and changes when software does.
+HOST_CACHE_S = 10.0
+
+
+@functools.lru_cache(maxsize=2)
+def _host_steps(_period: float) -> tuple[tuple[list[Any], ...], tuple[Path, ...]]:
+    """The system directories' steps, and those bound (resolved), for one cache period."""
+    steps: list[list[Any]] = []
+    system: list[Path] = []
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            steps.append(["symlink", os.readlink(path), name, ""])
+        elif path.is_dir():
+            steps.append(["bind-ro", name, name, ""])
+            system.append(path.resolve())
+    return tuple(steps), tuple(system)
+
+
+@functools.lru_cache(maxsize=2)
+def _etc_and_dev_steps(_period: float) -> tuple[list[Any], ...]:
+    """The /etc entries and devices shown, for one cache period."""
+    steps: list[list[Any]] = []
+    etc = [Path("/etc", name) for name in ETC_ENTRIES]
+    etc += [Path(found) for pattern in ETC_PATTERNS for found in glob.glob(f"/etc/{pattern}")]
+    for entry in etc:
+        if entry.exists():
+            steps.append(["bind-ro", os.path.realpath(entry), str(entry), ""])
+    steps.append(["tmpfs", None, "/dev", "size=64k,mode=0755"])
+    for device in DEVICES:
+        if os.path.exists(f"/dev/{device}"):
+            steps.append(["bind-dev", f"/dev/{device}", f"/dev/{device}", ""])
+    steps += [["symlink", target, link, ""] for link, target in DEV_LINKS.items()]
+    return tuple(steps)
+
+
+@functools.lru_cache(maxsize=32)
+def _interpreter_roots(executable: str, _period: float) -> list[Path]:
+    return interpreter_roots(executable)
 
 
 def _passwd(uid: int, gid: int) -> str:
