@@ -51,7 +51,10 @@ Before the measured rounds each system handles ``--warmup`` events (so workers h
 everything and lambdalet's sandboxes are warm). Per system the median round is reported,
 with the submit phase on its own (events/s the producer got accepted), the CPU the system's
 process tree (server and sandboxes, or workers plus redis-server) used per event, from /proc,
-and the CPU this process (the producer) used per event.
+and the CPU this process (the producer) used per event. For lambdalet each round also splits
+the CPU per event between the server's threads, from /proc/PID/task (the event loop, the
+SQLite store's thread, which names itself ``sqlite-store``), and the sandboxes (the rest of
+the process tree), since one busy thread, not the machine, can be what limits it.
 
 Prints events/s per system and the ratios lambdalet ÷ Dramatiq (DESIGN.md's target is ≥ 2×)
 and lambdalet ÷ Celery, and writes them with machine facts and the exact commands to
@@ -86,6 +89,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import (
+    CLOCK_TICKS_PER_S,
     BenchError,
     CpuSnapshot,
     ManagedProcess,
@@ -159,6 +163,8 @@ class Round:
     cpu_ms_per_event: float | None
     producer_cpu_ms_per_event: float
     loadavg_1m: float
+    # lambdalet only: CPU ms per event of each server thread (by name) and of the sandboxes.
+    server_threads_cpu_ms_per_event: dict[str, float] | None = None
 
 
 @dataclass
@@ -224,9 +230,11 @@ def measure_rounds(
     completions: Completions,
     cpu_roots: Sequence[ManagedProcess],
     args: argparse.Namespace,
+    *,
+    server_pid: int | None = None,
 ) -> None:
     """Warm the system up, then time ``rounds`` batches of ``events`` from first submit to
-    last completion."""
+    last completion; with ``server_pid``, also split its CPU by thread (``thread_split_ms``)."""
 
     def alive() -> None:
         for process in cpu_roots:
@@ -245,12 +253,16 @@ def measure_rounds(
         expected = completions.count() + events
         loadavg = os.getloadavg()[0]
         cpu_before = _cpu(cpu_roots)
+        threads_before = thread_cpu_ticks(server_pid) if server_pid else {}
         producer_cpu_before = time.process_time()
         first_submit = time.time()
         produce(ids)
         submitted = time.time()
         completions.wait_for(expected, max(120.0, events / 20), alive)
         cpu_s = _cpu_seconds(cpu_before, _cpu(cpu_roots))
+        split = None
+        if server_pid:
+            split = thread_split_ms(threads_before, thread_cpu_ticks(server_pid), cpu_s, events)
         producer_cpu_s = time.process_time() - producer_cpu_before
         ran = [(event_id, at) for event_id, at in completions.runs() if event_id in ids]
         per_event = Counter(event_id for event_id, _ in ran)
@@ -268,6 +280,7 @@ def measure_rounds(
             cpu_ms_per_event=cpu_s * 1000 / events,
             producer_cpu_ms_per_event=producer_cpu_s * 1000 / events,
             loadavg_1m=loadavg,
+            server_threads_cpu_ms_per_event=split,
         )
         run.rounds.append(result)
         print(
@@ -278,6 +291,43 @@ def measure_rounds(
             f" duplicates {result.duplicates}",
             flush=True,
         )
+        if split:
+            print("    CPU ms/event: " + ", ".join(f"{k} {v:.3f}" for k, v in split.items()))
+
+
+def thread_cpu_ticks(pid: int) -> dict[int, tuple[str, int]]:
+    """tid → (thread name, user + system CPU ticks) of every thread of ``pid``, from /proc.
+
+    The main thread (tid = pid) is the server's event loop; other threads are named by their
+    comm (the SQLite store names its thread ``sqlite-store``)."""
+    found: dict[int, tuple[str, int]] = {}
+    for entry in os.listdir(f"/proc/{pid}/task"):
+        try:
+            text = Path(f"/proc/{pid}/task/{entry}/stat").read_text(errors="replace")
+        except OSError:
+            continue
+        name = "event loop" if int(entry) == pid else text[text.find("(") + 1 : text.rfind(")")]
+        fields = text[text.rfind(")") + 2 :].split()
+        found[int(entry)] = (name, int(fields[11]) + int(fields[12]))
+    return found
+
+
+def thread_split_ms(
+    before: dict[int, tuple[str, int]],
+    after: dict[int, tuple[str, int]],
+    tree_cpu_s: float,
+    events: int,
+) -> dict[str, float]:
+    """CPU ms per event of each named server thread, and of everything else in the tree
+    (the sandboxes), between two :func:`thread_cpu_ticks` snapshots."""
+    by_name: Counter[str] = Counter()
+    for tid, (name, ticks) in after.items():
+        by_name[name] += ticks - before.get(tid, (name, 0))[1]
+    split = {name: ticks * 1000 / CLOCK_TICKS_PER_S / events for name, ticks in by_name.items()}
+    server_ms = sum(split.values())
+    split = {name: ms for name, ms in sorted(split.items(), key=lambda i: -i[1]) if ms}
+    split["sandboxes"] = tree_cpu_s * 1000 / events - server_ms
+    return split
 
 
 def _cpu(processes: Sequence[ManagedProcess]) -> list[CpuSnapshot]:
@@ -372,7 +422,7 @@ def run_lambdalet(work_dir: Path, args: argparse.Namespace) -> SystemRun:
     with started(server):
         run.startup_s = _wait_for_function(server, base_url)
         produce = lambdalet_producer(base_url + INVOKE_PATH, args.connections)
-        measure_rounds(run, produce, completions, [server], args)
+        measure_rounds(run, produce, completions, [server], args, server_pid=server.pid)
     if args.profile:
         write_profile_summary(args.profile)
     run.ok = True

@@ -267,9 +267,9 @@ def test_accepted_events_survive_sigkill(tmp_path: Path) -> None:
     assert max(per_event.values()) <= 2, per_event.most_common(3)
     # Why duplicates are bounded: a run is only repeated if its row was still 'running' when the
     # server died (finished rows are deleted; pending rows never ran), and the dispatcher holds
-    # at most async_workers rows 'running' at once: it claims one per free slot, and a slot is
-    # freed in the same step that queues the event's DELETE on the store's single thread, ahead
-    # of the next claim, so a freed slot's row is gone before its successor is claimed.
+    # at most async_workers rows 'running' at once: it claims one per free slot, and the claim
+    # that reuses a freed slot deletes that slot's finished row in the same transaction, so a
+    # finished row not yet deleted always stands for a slot no claim has taken.
     assert len(duplicates) <= queue_at_kill.get("running", 0) <= ASYNC_WORKERS
 
 

@@ -174,4 +174,15 @@ class AsyncEvent:
     payload: bytes
     request_id: str
     accepted_unix_ms: int
-    attempts: int
+    attempts: int  # times it was run, this one included; throttled tries do not count
+    throttles: int = 0  # times it could not run for want of concurrency (429)
+
+
+@dataclass(frozen=True)
+class EventRetry:
+    """A claimed async event to run again, due at ``not_before_ms`` (Unix ms); ``throttled``
+    when it could not run at all, so that try counts as a throttle, not as an attempt."""
+
+    event_id: int
+    not_before_ms: int
+    throttled: bool = False

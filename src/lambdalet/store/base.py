@@ -6,11 +6,13 @@ chosen by ``Settings.store_url``. Code blobs live beside the store in a :class:`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from lambdalet.models import (
     Alias,
     AsyncEvent,
+    EventRetry,
     FunctionConfig,
     InvocationRecord,
     LayerVersion,
@@ -119,15 +121,18 @@ class Store(Protocol):
     ) -> int:
         """Durably accept an async event; return its id once it is committed."""
 
-    async def claim_events(self, limit: int) -> list[AsyncEvent]:
-        """Mark up to ``limit`` pending events that are due as running; return them, oldest
-        first."""
-
-    async def finish_event(self, event_id: int) -> None:
-        """Forget an event that has run."""
-
-    async def retry_event(self, event_id: int, not_before_ms: int) -> None:
-        """Make a running event pending again, due at ``not_before_ms`` (Unix ms)."""
+    async def claim_events(
+        self,
+        limit: int,
+        *,
+        finished: Sequence[int] = (),
+        retries: Sequence[EventRetry] = (),
+    ) -> list[AsyncEvent]:
+        """In one transaction: forget the ``finished`` events, make the ``retries`` pending
+        again (due at their time), then mark up to ``limit`` pending events that are due as
+        running (each claimed by one caller only, as with ``FOR UPDATE SKIP LOCKED``) and
+        return them, oldest first. A claim counts an attempt; a throttled retry gives it back
+        and counts a throttle instead."""
 
     async def release_running_events(self) -> int:
         """Make events left running by a stopped node pending again; return how many."""

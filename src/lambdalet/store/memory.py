@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +16,7 @@ from lambdalet.errors import (
 from lambdalet.models import (
     Alias,
     AsyncEvent,
+    EventRetry,
     FunctionConfig,
     InvocationRecord,
     LayerVersion,
@@ -224,25 +226,36 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryResources):
         self._events[event_id] = (event, "pending")
         return event_id
 
-    async def claim_events(self, limit: int) -> list[AsyncEvent]:
+    async def claim_events(
+        self,
+        limit: int,
+        *,
+        finished: Sequence[int] = (),
+        retries: Sequence[EventRetry] = (),
+    ) -> list[AsyncEvent]:
+        for event_id in finished:
+            self._events.pop(event_id, None)
+            self._not_before_ms.pop(event_id, None)
+        for retry in retries:
+            if retry.event_id in self._events:
+                event = self._events[retry.event_id][0]
+                if retry.throttled:
+                    event = replace(
+                        event, attempts=event.attempts - 1, throttles=event.throttles + 1
+                    )
+                self._events[retry.event_id] = (event, "pending")
+                self._not_before_ms[retry.event_id] = retry.not_before_ms
         claimed: list[AsyncEvent] = []
         for event_id in sorted(self._events):
+            if len(claimed) >= limit:
+                break
             event, state = self._events[event_id]
             due = self._not_before_ms.get(event_id, 0) <= now_ms()
-            if state == "pending" and due and len(claimed) < limit:
+            if state == "pending" and due:
                 event = replace(event, attempts=event.attempts + 1)
                 self._events[event_id] = (event, "running")
                 claimed.append(event)
         return claimed
-
-    async def finish_event(self, event_id: int) -> None:
-        self._events.pop(event_id, None)
-        self._not_before_ms.pop(event_id, None)
-
-    async def retry_event(self, event_id: int, not_before_ms: int) -> None:
-        if event_id in self._events:
-            self._events[event_id] = (self._events[event_id][0], "pending")
-            self._not_before_ms[event_id] = not_before_ms
 
     async def release_running_events(self) -> int:
         running = [i for i, (_, state) in self._events.items() if state == "running"]

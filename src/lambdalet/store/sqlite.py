@@ -8,6 +8,7 @@ thread is enough and it serialises writers the way SQLite wants anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -25,7 +26,6 @@ from lambdalet.errors import (
 )
 from lambdalet.models import (
     Alias,
-    AsyncEvent,
     FunctionConfig,
     InvocationRecord,
     LayerVersion,
@@ -44,6 +44,7 @@ from lambdalet.store.codec import (
     layer_from_json,
     layer_to_json,
 )
+from lambdalet.store.sqlite_events import SqliteEvents
 from lambdalet.store.sqlite_queues import SqliteQueues
 from lambdalet.store.sqlite_resources import SqliteResources
 from lambdalet.store.sqlite_schedules import SqliteSchedules
@@ -61,13 +62,26 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteStore(SqliteQueues, SqliteSchedules, SqliteResources):
-    """The Store interface on a SQLite database file (queues: see ``sqlite_queues``,
-    schedules: ``sqlite_schedules``, resources: ``sqlite_resources``)."""
+def name_os_thread(name: str) -> None:
+    """Give the calling thread ``name`` in the kernel too (``top -H``, /proc/PID/task/*/comm),
+    so the store thread's CPU can be told from the event loop's; best effort."""
+    with contextlib.suppress(OSError):
+        Path("/proc/thread-self/comm").write_text(name[:15])
+
+
+class SqliteStore(SqliteEvents, SqliteQueues, SqliteSchedules, SqliteResources):
+    """The Store interface on a SQLite database file (async events: see ``sqlite_events``,
+    queues: ``sqlite_queues``, schedules: ``sqlite_schedules``, resources:
+    ``sqlite_resources``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="sqlite-store",
+            initializer=name_os_thread,
+            initargs=("sqlite-store",),
+        )
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -97,6 +111,8 @@ class SqliteStore(SqliteQueues, SqliteSchedules, SqliteResources):
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
 
     async def close(self) -> None:
+        await self._drain_events()
+
         def disconnect() -> None:
             if self._db is not None:
                 self._db.close()
@@ -484,57 +500,3 @@ class SqliteStore(SqliteQueues, SqliteSchedules, SqliteResources):
             return [invocation_from_row(tuple(row)) for row in rows]
 
         return await self._run(select)
-
-    async def enqueue_event(
-        self, function_name: str, qualifier: str, payload: bytes, request_id: str
-    ) -> int:
-        def insert(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "INSERT INTO async_events"
-                " (function_name, qualifier, payload, request_id, accepted_unix_ms)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (function_name, qualifier, payload, request_id, now_ms()),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
-
-        return await self._run(insert)
-
-    async def claim_events(self, limit: int) -> list[AsyncEvent]:
-        def claim(db: sqlite3.Connection) -> list[AsyncEvent]:
-            with transaction(db):
-                rows = db.execute(
-                    "SELECT id, function_name, qualifier, payload, request_id,"
-                    " accepted_unix_ms, attempts FROM async_events"
-                    " WHERE state = 'pending' AND not_before_ms <= ? ORDER BY id LIMIT ?",
-                    (now_ms(), limit),
-                ).fetchall()
-                db.executemany(
-                    "UPDATE async_events SET state = 'running', attempts = attempts + 1"
-                    " WHERE id = ?",
-                    [(row[0],) for row in rows],
-                )
-            return [
-                AsyncEvent(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], row[6] + 1)
-                for row in rows
-            ]
-
-        return await self._run(claim)
-
-    async def finish_event(self, event_id: int) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM async_events WHERE id = ?", (event_id,)))
-
-    async def retry_event(self, event_id: int, not_before_ms: int) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "UPDATE async_events SET state = 'pending', not_before_ms = ? WHERE id = ?",
-                (not_before_ms, event_id),
-            )
-        )
-
-    async def release_running_events(self) -> int:
-        def release(db: sqlite3.Connection) -> int:
-            query = "UPDATE async_events SET state = 'pending' WHERE state = 'running'"
-            return db.execute(query).rowcount
-
-        return await self._run(release)
