@@ -419,3 +419,46 @@ def handler(event, context):
     name = deploy(source)["FunctionName"]
     _, response = invoke(lambda_client, name, LogType="Tail")
     assert "no newline at the end" in tail(response)
+
+
+def test_each_invocation_logs_only_what_it_printed(
+    deploy: Deploy, lambda_client: Any, server: ServerThread
+) -> None:
+    # More than a pipe holds (64 KB), so the runtime blocks until the node reads it.
+    source = """
+def handler(event, context):
+    print(("x" * 99 + "\\n") * 1000, end="")
+    print("printed by", event["n"])
+    return event["n"]
+"""
+    name = deploy(source)["FunctionName"]
+    request_ids = []
+    for n in range(3):
+        result, response = invoke(lambda_client, name, {"n": n})
+        assert result == n
+        request_ids.append(response["ResponseMetadata"]["RequestId"])
+    url = f"{server.url}/_lambdalet/functions/{name}/logs"
+    by_request: dict[str, str] = {}
+    for _ in range(100):
+        by_request = {}
+        for event in httpx.get(url).json()["events"]:
+            by_request[event["requestId"]] = (
+                by_request.get(event["requestId"], "") + "\n" + event["message"]
+            )
+        if all("REPORT RequestId" in by_request.get(r, "") for r in request_ids):
+            break
+        time.sleep(0.05)
+    for n, request_id in enumerate(request_ids):
+        lines = by_request[request_id].splitlines()
+        assert [line for line in lines if line.startswith("printed by")] == [f"printed by {n}"]
+        assert lines.count("x" * 99) == 1000
+
+
+def test_other_methods_on_invocations_are_unknown_operations(
+    deploy: Deploy, server: ServerThread
+) -> None:
+    name = deploy(CONTEXT)["FunctionName"]
+    response = httpx.get(f"{server.url}/2015-03-31/functions/{name}/invocations")
+    assert response.status_code == 404
+    assert response.headers["x-amzn-ErrorType"] == "UnknownOperationException"
+    assert "GET" in response.json()["message"]

@@ -30,6 +30,13 @@ class AwsError(LambdaletError):
         """The JSON body AWS sends for this error."""
         return {"Type": self.error_type, self.message_key: self.message, **self.extra}
 
+    def headers(self, request_id: str) -> dict[str, str]:
+        """The headers AWS sends with this error (a throttle says when to retry)."""
+        headers = {"x-amzn-ErrorType": self.code, "x-amzn-RequestId": request_id}
+        if self.code == "TooManyRequestsException":
+            headers["Retry-After"] = "1"
+        return headers
+
 
 class ResourceNotFoundException(AwsError):
     """Raised when a function, version or other resource does not exist."""

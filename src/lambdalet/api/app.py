@@ -32,7 +32,7 @@ from lambdalet.api import (
     permissions,
     scheduler,
 )
-from lambdalet.api.invoke import invoke
+from lambdalet.api.invoke import InvokeFirst
 from lambdalet.api.requests import existing_function, node_of
 from lambdalet.errors import (
     AwsError,
@@ -68,10 +68,7 @@ SCHEDULE = SCHEDULES + "/{name:str}"
 
 def error_response(error: AwsError, request_id: str | None = None) -> JSONResponse:
     """An AWS-shaped error response."""
-    request_id = request_id or str(uuid.uuid4())
-    headers = {"x-amzn-ErrorType": error.code, "x-amzn-RequestId": request_id}
-    if error.code == "TooManyRequestsException":
-        headers["Retry-After"] = "1"
+    headers = error.headers(request_id or str(uuid.uuid4()))
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
@@ -160,7 +157,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
     """The ASGI app serving ``node``; it starts and stops the node with its lifespan.
 
     The Lambda API app sits behind a HostDispatch that sends function URL hosts
-    (``<id>.lambda-url.<region>.localhost``) and ``/_lambdalet/urls/<id>/...`` elsewhere.
+    (``<id>.lambda-url.<region>.localhost``) and ``/_lambdalet/urls/<id>/...`` elsewhere,
+    and behind InvokeFirst, which answers Invoke ahead of Starlette's routing.
     """
 
     @contextlib.asynccontextmanager
@@ -174,8 +172,6 @@ def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
                 await node.stop()
 
     routes = [
-        # Invoke first: it is by far the most frequent request, and routes are tried in order.
-        Route(FUNCTION + "/invocations", invoke, methods=["POST"]),
         Route(FUNCTIONS, functions.create_function, methods=["POST"]),
         Route(FUNCTIONS, functions.list_functions, methods=["GET"]),
         Route(FUNCTIONS + "/", functions.list_functions, methods=["GET"]),
@@ -264,7 +260,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
         apigateway.LABEL: HttpApis(node),
     }
     return HostDispatch(
-        app,
+        InvokeFirst(app, node),  # Invoke is answered before Starlette's routing (api/invoke.py)
         by_label,
         region=node.settings.region,
         public_host=urlsplit(node.settings.public_url).hostname,

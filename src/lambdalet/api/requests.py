@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -52,7 +52,12 @@ async def existing_function(request: Request) -> tuple[Node, str]:
 
 def check_media_type(request: Request) -> None:
     """Refuse a body that says it is neither JSON nor raw bytes."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    check_content_type(request.headers.get("content-type", ""))
+
+
+def check_content_type(content_type: str) -> None:
+    """Refuse a Content-Type that is neither JSON nor raw bytes."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in ACCEPTED_MEDIA_TYPES and not media_type.endswith("+json"):
         raise UnsupportedMediaTypeException(
             f"The content type '{media_type}' of the request body is not supported;"
@@ -63,19 +68,25 @@ def check_media_type(request: Request) -> None:
 async def read_body(request: Request, limit_bytes: int, operation: str) -> bytes:
     """The whole body, refusing it with 413 as soon as it passes ``limit_bytes``."""
     declared = request.headers.get("content-length")
-    too_large = RequestTooLargeException(
-        f"Request must be smaller than {limit_bytes} bytes for the {operation} operation"
-    )
+    return await collect_body(request.stream(), declared, limit_bytes, operation)
+
+
+async def collect_body(
+    chunks: AsyncIterator[bytes], declared: str | None, limit_bytes: int, operation: str
+) -> bytes:
+    """A body from its chunks and declared Content-Length, refused with 413 as soon as it
+    passes ``limit_bytes``."""
+    message = f"Request must be smaller than {limit_bytes} bytes for the {operation} operation"
     if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-        raise too_large
-    chunks: list[bytes] = []
+        raise RequestTooLargeException(message)
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit_bytes:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise RequestTooLargeException(message)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def parse_json(body: bytes) -> Any:

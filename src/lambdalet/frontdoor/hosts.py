@@ -17,6 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 HOST_ID = "lambdalet.host_id"
 PATH_PREFIX = "/_lambdalet/"
+MATCH_CACHE_SIZE = 4096  # distinct Host headers remembered (every request has one)
+_UNSEEN: Any = object()
 
 
 class HostDispatch:
@@ -36,6 +38,7 @@ class HostDispatch:
         self.region = region
         self.public_host = (public_host or "").lower() or None
         self.by_path_segment = by_path_segment if by_path_segment is not None else {}
+        self._matched: dict[str, tuple[str, str] | None] = {}  # match_host's answers by host
 
     @property
     def state(self) -> Any:
@@ -64,7 +67,11 @@ class HostDispatch:
             if name == b"host":
                 host = value.decode("latin-1")
                 break
-        matched = self.match_host(host) if host else None
+        matched = self._matched.get(host, _UNSEEN) if host else None
+        if matched is _UNSEEN:
+            if len(self._matched) >= MATCH_CACHE_SIZE:
+                self._matched.clear()
+            matched = self._matched[host] = self.match_host(host)
         if matched is not None:
             label, host_id = matched
             await self.by_label[label](dict(scope, **{HOST_ID: host_id}), receive, send)

@@ -12,12 +12,11 @@ the official clients keep using the HTTP Runtime API (``runtime.server``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
 import struct
-from typing import Any
+from typing import Any, cast
 
 from lambdalet.models import Invocation
 from lambdalet.runtime.server import (
@@ -40,13 +39,17 @@ def encode_frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
     return _PREFIX.pack(len(head) + len(payload), len(head)) + head + payload
 
 
-class FramedChannel:
-    """The host end of the channel to one runtime; the same surface as RuntimeApiServer."""
+class FramedChannel(asyncio.Protocol):
+    """The host end of the channel to one runtime; the same surface as RuntimeApiServer.
+
+    A protocol rather than streams: frames are cut out of ``data_received`` directly, with no
+    task or coroutine step per frame.
+    """
 
     def __init__(self) -> None:
         self._host_end, self.runtime_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
         self._current: Invocation | None = None
         self._reply: asyncio.Future[RuntimeReply] | None = None
         loop = asyncio.get_running_loop()
@@ -55,8 +58,8 @@ class FramedChannel:
 
     async def start(self) -> int:
         """Begin reading; return the file descriptor the runtime must inherit."""
-        reader, self._writer = await asyncio.open_unix_connection(sock=self._host_end)
-        self._reader_task = asyncio.create_task(self._read_frames(reader))
+        loop = asyncio.get_running_loop()
+        await loop.create_unix_connection(lambda: self, sock=self._host_end)
         return self.runtime_end.fileno()
 
     def runtime_started(self) -> None:
@@ -66,30 +69,70 @@ class FramedChannel:
     async def close(self) -> None:
         """Drop the channel."""
         self.runtime_end.close()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
-        if self._writer is not None:
-            self._writer.close()
-        self._fail_pending(ConnectionResetError("runtime channel closed"))
+        if self._transport is not None:
+            self._transport.close()  # the loop closes the socket and detaches _host_end
+        else:
+            self._host_end.close()  # never started (or the loop closed and detached it)
+        self.fail_pending(ConnectionResetError("runtime channel closed"))
 
     def submit(self, invocation: Invocation) -> asyncio.Future[RuntimeReply]:
         """Hand an invocation to the runtime; the future resolves with its reply."""
-        assert self._writer is not None
         self._reply = asyncio.get_running_loop().create_future()
         self._current = invocation
-        self._writer.write(encode_frame(runtime_headers(invocation), invocation.payload))
+        if self._transport is None:
+            self.fail_pending(ConnectionResetError("runtime channel closed"))
+        else:
+            self._transport.write(encode_frame(runtime_headers(invocation), invocation.payload))
         return self._reply
+
+    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+        """Send the runtime a frame of lambdalet's own (a pooled runtime's ``bind``)."""
+        assert self._transport is not None, "the channel is not started"
+        self._transport.write(encode_frame(header, payload))
 
     def forget(self) -> None:
         """Drop the current invocation (it timed out or the runtime died)."""
         self._current = None
 
-    def _fail_pending(self, error: BaseException) -> None:
+    def fail_pending(self, error: BaseException) -> None:
+        """End the invocation running now, if any, with ``error``."""
         if self._reply is not None and not self._reply.done():
             self._reply.set_exception(error)
             self._reply.exception()  # mark retrieved: the caller may have gone
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= _PREFIX.size:
+            total, head_length = _PREFIX.unpack_from(buffer)
+            if total > MAX_FRAME_BYTES or head_length > total:
+                log.warning("runtime sent a frame of %d bytes; closing its channel", total)
+                assert self._transport is not None
+                self._transport.close()
+                return
+            end = _PREFIX.size + total
+            if len(buffer) < end:
+                return
+            head_end = _PREFIX.size + head_length
+            try:
+                header = json.loads(buffer[_PREFIX.size : head_end])
+            except ValueError:
+                log.warning("runtime sent a frame header that is not JSON; closing its channel")
+                assert self._transport is not None
+                self._transport.close()
+                return
+            payload = bytes(buffer[head_end:end])
+            del buffer[:end]
+            self._dispatch(header, payload)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The runtime exited (the sandbox sees its exit) or the channel was closed.
+        self._transport = None
 
     def _resolve(self, request_id: str, reply: RuntimeReply) -> None:
         current = self._current
@@ -99,19 +142,6 @@ class FramedChannel:
         self._current = None
         if not self._reply.done():
             self._reply.set_result(reply)
-
-    async def _read_frames(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                total, head_length = _PREFIX.unpack(await reader.readexactly(_PREFIX.size))
-                if total > MAX_FRAME_BYTES or head_length > total:
-                    log.warning("runtime sent a frame of %d bytes; closing its channel", total)
-                    return
-                header = json.loads(await reader.readexactly(head_length))
-                payload = await reader.readexactly(total - head_length)
-                self._dispatch(header, payload)
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-            return  # the runtime exited; the sandbox sees its exit
 
     def _dispatch(self, header: dict[str, Any], payload: bytes) -> None:
         op = header.get("op")

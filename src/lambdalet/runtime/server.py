@@ -113,7 +113,7 @@ class RuntimeApiServer:
         for task in list(self._connections):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._fail_pending(ConnectionResetError("runtime API closed"))
+        self.fail_pending(ConnectionResetError("runtime API closed"))
 
     def submit(self, invocation: Invocation) -> asyncio.Future[RuntimeReply]:
         """Hand an invocation to the runtime; the future resolves with its reply."""
@@ -128,7 +128,8 @@ class RuntimeApiServer:
         while not self._invocations.empty():
             self._invocations.get_nowait()
 
-    def _fail_pending(self, error: BaseException) -> None:
+    def fail_pending(self, error: BaseException) -> None:
+        """End the invocation running now, if any, with ``error``."""
         if self._reply is not None and not self._reply.done():
             self._reply.set_exception(error)
             self._reply.exception()  # mark retrieved: the caller may have gone

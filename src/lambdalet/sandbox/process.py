@@ -66,6 +66,10 @@ def log_stream_name(version: str) -> str:
     return f"{datetime.now(UTC):%Y/%m/%d}/[{version}]{uuid.uuid4().hex}"
 
 
+def _expire(api: RuntimeApiServer | FramedChannel) -> None:
+    api.fail_pending(TimeoutError("the invocation timed out"))
+
+
 class ProcessSandbox:
     """A sandbox that is a plain child process."""
 
@@ -136,16 +140,26 @@ class ProcessSandbox:
         assert self._api is not None and self._exit is not None and self._output is not None
         assert self.state is SandboxState.READY, f"sandbox is {self.state.value}"
         self.state = SandboxState.INVOKING
-        self._output.drain()
+        # What the runtime printed since the last invocation is this one's, as on AWS. The
+        # pipe is not read here: its reader (OutputCollector) has read whatever the loop saw.
         lines = self._output.take()
+        api = self._api
         started = time.perf_counter()
-        reply = self._api.submit(invocation)
-        waiting: set[asyncio.Future[Any]] = {reply, self._exit}
-        await asyncio.wait(waiting, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
+        reply = api.submit(invocation)
+        # The reply fails when the runtime exits (_on_exit) or when this timer fires: one
+        # timer and one future, no task, on every invocation.
+        timer = asyncio.get_running_loop().call_later(timeout_ms / 1000, _expire, api)
+        if self._exit.done():
+            api.fail_pending(ConnectionResetError("runtime exited"))
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            await reply
+        timer.cancel()
         duration_ms = (time.perf_counter() - started) * 1000
         self._stats.invocations += 1
-        if reply.done() and not reply.exception():
-            self._output.drain()
+        if not reply.exception():
+            # No read of the pipe either: the runtime wrote its lines before its reply, so the
+            # loop saw the pipe readable no later than the channel, and ran its reader before
+            # resuming this coroutine (I/O callbacks run before the ready queue).
             self.state = SandboxState.READY
             self.last_used_monotonic = time.monotonic()
             result = reply.result()
@@ -261,6 +275,8 @@ class ProcessSandbox:
         )
 
     def _on_exit(self, _: asyncio.Future[int]) -> None:
+        if self._api is not None:  # an invocation running now ends with the runtime
+            self._api.fail_pending(ConnectionResetError("runtime exited"))
         # A runtime that dies while idle must not be handed the next invocation.
         if self.state is SandboxState.READY:
             self.state = SandboxState.STOPPED

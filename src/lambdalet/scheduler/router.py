@@ -434,9 +434,9 @@ class Router:
             init_duration_ms=result.init_duration_ms,
             error_type=error_type,
         )
-        at_ms = now_ms()
+        # One log event per invocation, holding all its lines: one row to store, not four.
         self._recorder.add(
-            record, [LogEvent(function.name, request_id, at_ms, line) for line in lines]
+            record, [LogEvent(function.name, request_id, now_ms(), "\n".join(lines))]
         )
         self.metrics.observe(
             function.name,
