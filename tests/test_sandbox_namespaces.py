@@ -6,16 +6,19 @@ must still run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import ROLE, boto_client
 
@@ -392,12 +395,13 @@ def test_sandbox_cgroups_live_and_die_with_the_sandbox(tmp_path: Path) -> None:
     async def lifecycle() -> tuple[bytes, list[bool], list[bool]]:
         sandbox = backend.create(spec)
         await sandbox.start()
-        during = [(parent / sandbox.sandbox_id).is_dir() for parent in parents]
+        name = f"{os.getpid()}-{sandbox.sandbox_id}"  # named after its node and itself
+        during = [(parent / name).is_dir() for parent in parents]
         invocation = Invocation("req-1", b'{"a": 1}', "arn:direct", 2**62)
         result = await sandbox.invoke(invocation, 5000)
         await sandbox.stop()
         await sandbox.stop()  # twice is fine
-        after = [(parent / sandbox.sandbox_id).exists() for parent in parents]
+        after = [(parent / name).exists() for parent in parents]
         return result.payload, during, after
 
     payload, during, after = asyncio.run(lifecycle())
@@ -469,3 +473,52 @@ def test_removing_a_cgroup_kills_what_is_left_in_it() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _cgroups_of_node(pid: int) -> list[Path]:
+    """The sandbox cgroups a node of this pid made, in every hierarchy."""
+    system = cgroups.detect()
+    return [
+        directory
+        for controller in system.controllers.values()
+        if controller.parent.is_dir()
+        for directory in controller.parent.iterdir()
+        if directory.name.startswith(f"{pid}-")
+    ]
+
+
+def test_sandboxes_of_a_killed_node_are_reaped_by_the_next(tmp_path: Path) -> None:
+    from test_serve import free_port, serving, wait_until_healthy
+
+    function_dir = tmp_path / "fn"
+    function_dir.mkdir()
+    (function_dir / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    manifest = {"name": "orphan", "handler": "app.handler", "runtime": "python3.11"}
+    (function_dir / "lambdalet.json").write_text(json.dumps(manifest))
+    port, log_path = free_port(), tmp_path / "serve.log"
+    settings = {"LAMBDALET_SANDBOX_BACKEND": "namespaces", "LAMBDALET_POOL_SIZE": "0"}
+    with serving(
+        port, tmp_path / "data", log_path, "--deploy", str(function_dir), settings=settings
+    ) as node:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(node, url, log_path)
+        for _ in range(100):  # --deploy creates the function once the server listens
+            response = httpx.post(f"{url}/2015-03-31/functions/orphan/invocations", content=b"{}")
+            if response.status_code != 404:
+                break
+            time.sleep(0.1)
+        assert response.status_code == 200, response.text
+        time.sleep(0.3)  # idle: its sandbox is frozen (where there is a freezer)
+        os.kill(node.pid, signal.SIGKILL)
+        node.wait()
+    left = _cgroups_of_node(node.pid)
+    members = {int(pid) for d in left for pid in (d / "cgroup.procs").read_text().split()}
+    assert members, f"the killed node left no sandbox behind: {left}"
+
+    NamespacesBackend()  # what a node starting next does first
+
+    assert _cgroups_of_node(node.pid) == []
+    for pid in members:  # dead: gone, or a zombie its new parent has not reaped yet
+        with contextlib.suppress(FileNotFoundError):
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            assert state == "Z", f"sandbox process {pid} is still {state}"

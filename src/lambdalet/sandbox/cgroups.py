@@ -17,6 +17,12 @@ Idle sandboxes are frozen between invocations, as AWS freezes an execution envir
 v1 ``freezer`` controller (``freezer.state`` FROZEN/THAWED) where it is mounted, else v2's
 ``cgroup.freeze`` (which needs no controller, only a v2 cgroup of the sandbox's own). A frozen
 cgroup is thawed before it is killed: on v1 a frozen task does not die until thawed.
+
+A sandbox's cgroup is named ``<node pid>-<sandbox id>``. A node that dies without stopping its
+sandboxes (SIGKILL, a crash) leaves them running, or frozen for good; the next node to start
+on the host kills them and removes their cgroups (:func:`reap_orphans`): those whose node pid
+is no longer alive. This assumes the nodes sharing a ``lambdalet`` parent share a pid
+namespace, as nodes in one container or on one host do.
 """
 
 from __future__ import annotations
@@ -262,8 +268,9 @@ class SandboxCgroup:
     def create(
         cls, system: CgroupSystem, name: str, *, memory_mb: int, pids_max: int
     ) -> SandboxCgroup:
-        """Make the sandbox's cgroups with its memory and pids limits (blocking)."""
-        cgroup = cls(system, name)
+        """Make the sandbox's cgroups with its memory and pids limits (blocking), named
+        after this node and ``name``."""
+        cgroup = cls(system, f"{os.getpid()}-{name}")
         try:
             for directory in cgroup._directories:
                 cgroup._make(directory)
@@ -393,20 +400,25 @@ class SandboxCgroup:
             self._freeze_fd = None
         deadline = time.monotonic() + REMOVE_TIMEOUT_S
         for directory in self._directories:
-            while True:
-                try:
-                    directory.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as error:
-                    if error.errno != errno.EBUSY or time.monotonic() > deadline:
-                        log.warning("could not remove cgroup %s: %s", directory, error)
-                        break
-                    _kill_members(directory)
-                    time.sleep(0.01)
+            _remove(directory, deadline)
         for parent in {directory.parent for directory in self._directories}:
             _remove_if_empty(parent)
+
+
+def _remove(directory: Path, deadline: float) -> None:
+    """Remove a sandbox's cgroup, killing what is still in it, until ``deadline``."""
+    while True:
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                log.warning("could not remove cgroup %s: %s", directory, error)
+                return
+            _kill_members(directory)
+            time.sleep(0.01)
 
 
 def _members(directory: Path) -> set[int]:
@@ -436,3 +448,41 @@ def _kill_members(directory: Path) -> None:
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         finally:
             os.close(pidfd)
+
+
+_NODE_PREFIX = re.compile(r"(\d+)-")
+
+
+def reap_orphans(system: CgroupSystem) -> int:
+    """Kill the sandboxes of nodes that are gone and remove their cgroups (blocking); return
+    how many sandboxes there were. Cgroups named otherwise are left alone."""
+    orphans: dict[str, list[tuple[Controller, Path]]] = {}
+    for controller in system.controllers.values():
+        with contextlib.suppress(OSError):
+            for directory in controller.parent.iterdir():
+                match = _NODE_PREFIX.match(directory.name)
+                if match is None or not directory.is_dir():
+                    continue
+                if not _alive(int(match[1])):
+                    orphans.setdefault(directory.name, []).append((controller, directory))
+    for cgroups in orphans.values():
+        for controller, directory in cgroups:  # a frozen task does not die until thawed
+            with contextlib.suppress(OSError):
+                if controller.version == 2:
+                    _write(directory / "cgroup.freeze", "0")
+                elif controller.name == FREEZER:
+                    _write(directory / "freezer.state", "THAWED")
+        deadline = time.monotonic() + REMOVE_TIMEOUT_S
+        for _, directory in cgroups:
+            _remove(directory, deadline)
+    return len(orphans)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

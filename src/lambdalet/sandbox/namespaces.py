@@ -477,6 +477,9 @@ class NamespacesBackend:
         ]
         if missing:
             raise SandboxError("the namespaces sandbox backend cannot run: " + "; ".join(missing))
+        reaped = cgroups.reap_orphans(self.isolation.cgroups)
+        if reaped:
+            log.warning("stopped %d sandboxes left running by nodes that died", reaped)
 
     @property
     def seccomp_program(self) -> bytes | None:
