@@ -219,7 +219,9 @@ def handler(event, context):
     return {"written_mb": written, "error": error, "left": os.listdir("/tmp")}
 """
     # /tmp is a tmpfs and counts towards memory: MemorySize leaves room for all of it.
-    name = deploy(source, MemorySize=1024, EphemeralStorage={"Size": 512})["FunctionName"]
+    name = deploy(source, MemorySize=1024, EphemeralStorage={"Size": 512}, Timeout=30)[
+        "FunctionName"
+    ]
     result, response = invoke(lambda_client, name, {"cap_mb": 600})
     assert "FunctionError" not in response, result
     assert result["error"] == "ENOSPC"
