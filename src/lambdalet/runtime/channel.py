@@ -16,6 +16,7 @@ import json
 import logging
 import socket
 import struct
+from dataclasses import replace
 from typing import Any, cast
 
 from lambdalet.models import Invocation
@@ -154,9 +155,15 @@ class FramedChannel(asyncio.Protocol):
         elif op == "response":
             too_large = len(payload) > MAX_RESPONSE_BYTES
             reply = RESPONSE_TOO_LARGE if too_large else RuntimeReply(payload, None)
-            self._resolve(str(header.get("id")), reply)
+            self._resolve(str(header.get("id")), replace(reply, max_rss_kb=_rss_kb(header)))
         elif op == "error":
             error_type = header.get("type") or "Unhandled"
-            self._resolve(str(header.get("id")), RuntimeReply(payload or b"{}", error_type))
+            reply = RuntimeReply(payload or b"{}", error_type, _rss_kb(header))
+            self._resolve(str(header.get("id")), reply)
         else:
             log.warning("runtime sent an unknown frame %r", op)
+
+
+def _rss_kb(header: dict[str, Any]) -> int | None:
+    value = header.get("rss_kb")
+    return value if isinstance(value, int) and value >= 0 else None

@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import socket
 import struct
 import sys
@@ -294,8 +295,10 @@ class FramedRuntimeApi:
         self._socket.close()
 
     def respond(self, request_id: str, body: bytes) -> None:
-        """Send a handler's result."""
-        self._send({"op": "response", "id": request_id}, body)
+        """Send a handler's result, with this process's peak memory (the host would read it
+        from /proc otherwise)."""
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self._send({"op": "response", "id": request_id, "rss_kb": rss_kb}, body)
 
     def fail(self, path: str, error_type: str, message: str, stack: list[str]) -> None:
         """Send an invocation or init error in AWS's shape (``path`` as for RuntimeApi)."""
@@ -306,7 +309,9 @@ class FramedRuntimeApi:
             self._send({"op": "init_error", "type": error_type}, body)
         else:
             request_id = path.split("/")[2]
-            self._send({"op": "error", "id": request_id, "type": error_type}, body)
+            rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            header = {"op": "error", "id": request_id, "type": error_type, "rss_kb": rss_kb}
+            self._send(header, body)
 
 
 def _log_error(error_type: str, message: str, stack: list[str]) -> None:

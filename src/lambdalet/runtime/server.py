@@ -44,6 +44,9 @@ class RuntimeReply:
 
     payload: bytes
     error_type: str | None
+    # The runtime's own peak resident memory, when it says (lambdalet's Python runtime does,
+    # on its channel): a /proc read the node's event loop is spared on every invocation.
+    max_rss_kb: int | None = None
 
 
 RESPONSE_TOO_LARGE = RuntimeReply(

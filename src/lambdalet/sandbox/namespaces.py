@@ -375,10 +375,11 @@ class NamespacesSandbox(ProcessSandbox):
             **network.plan_entries(self.spec.function, self._host_runtime_api),
         }
 
-    def _peak_memory_mb(self) -> int:
+    def _peak_memory_mb(self, reported_kb: int | None = None) -> int:
+        # The cgroup's peak counts every process of the sandbox and its /tmp: preferred.
         peak = self._cgroup.peak_memory_bytes() if self._cgroup is not None else None
         if peak is None:
-            return super()._peak_memory_mb()
+            return super()._peak_memory_mb(reported_kb)
         peak_mb = -(-peak // MB)
         self._stats.max_memory_used_mb = max(self._stats.max_memory_used_mb, peak_mb)
         return self._stats.max_memory_used_mb

@@ -168,7 +168,7 @@ class ProcessSandbox:
                 function_error="Unhandled" if result.error_type else None,
                 log_lines=lines + self._output.take(with_partial=True),
                 duration_ms=duration_ms,
-                max_memory_used_mb=self._peak_memory_mb(),
+                max_memory_used_mb=self._peak_memory_mb(result.max_rss_kb),
             )
         memory_mb = self._peak_memory_mb()
         request_id = invocation.request_id
@@ -308,11 +308,16 @@ class ProcessSandbox:
     def stats(self) -> SandboxStats:
         return self._stats
 
-    def _peak_memory_mb(self) -> int:
-        """The runtime process's peak resident memory (VmHWM), in MB, rounded up.
-
-        The status file stays open and is re-read from offset 0: one syscall per invocation.
+    def _peak_memory_mb(self, reported_kb: int | None = None) -> int:
+        """The runtime process's peak resident memory (VmHWM), in MB, rounded up: as the
+        runtime reported it with its reply (``reported_kb``), else from its status file,
+        which stays open and is re-read from offset 0 (one syscall, but the kernel formats
+        the whole file: tens of microseconds).
         """
+        if reported_kb is not None:
+            peak_mb = -(-reported_kb // 1024)
+            self._stats.max_memory_used_mb = max(self._stats.max_memory_used_mb, peak_mb)
+            return self._stats.max_memory_used_mb
         if self._process is None:
             return 0
         try:

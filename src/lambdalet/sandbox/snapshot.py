@@ -345,7 +345,7 @@ class ForkedSandbox(ProcessSandbox):
             self._exit.set_result(status)
             self._on_exit(self._exit)
 
-    def _peak_memory_mb(self) -> int:
+    def _peak_memory_mb(self, reported_kb: int | None = None) -> int:
         peak = self._cgroup.peak_memory_bytes() if self._cgroup is not None else None
         if peak is not None:
             peak_mb = -(-peak // MB)
