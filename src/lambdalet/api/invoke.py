@@ -16,7 +16,6 @@ import base64
 import json
 import logging
 import re
-import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
@@ -88,7 +87,7 @@ class InvokeFirst:
         except AwsError as error:
             status, reply_headers, body = _error_reply(error)
         except Exception:
-            request_id = str(uuid.uuid4())
+            request_id = new_request_id()
             log.exception("request %s POST %s failed", request_id, scope["path"])
             failure = ServiceException(
                 f"lambdalet failed to handle the request (request id {request_id})"
