@@ -656,16 +656,9 @@ def serve_blank_forks(control_fd: int) -> None:
     statuses: dict[int, int] = {}  # init pid → its status pipe
 
     def reap(signum: int, frame: object) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in python_bootstrap.reaped_children():
             status_fd = statuses.pop(pid, None)
             if status_fd is not None:
-                code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
                 try:  # noqa: SIM105
                     os.write(status_fd, f"{code}\n".encode())
                 except OSError:

@@ -42,7 +42,7 @@ import time
 # sandbox its share of a megabyte or more (they are imported when needed).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from typing import Any
 
 API_PREFIX = "/2018-06-01/runtime"
@@ -396,6 +396,19 @@ def _warm_up(compile_source: bool, handler: Any = None) -> None:
         del blocks
 
 
+def reaped_children() -> Iterator[tuple[int, int]]:
+    """Reap the children that have ended, without waiting: (pid, exit status), a negative
+    status being the signal that killed it."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, (-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+
+
 def _serve_forks(api: FramedRuntimeApi, control_fd: int) -> FramedRuntimeApi:
     """As a snapshot's zygote, once the handler is loaded: fork an instance for each request
     on ``control_fd`` and return, in that instance, its own channel.
@@ -411,14 +424,7 @@ def _serve_forks(api: FramedRuntimeApi, control_fd: int) -> FramedRuntimeApi:
     control = socket.socket(fileno=control_fd)
 
     def reap(signum: int, frame: object) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        for pid, code in reaped_children():
             control.sendall(f"x {pid} {code}\n".encode())
 
     signal.signal(signal.SIGCHLD, reap)

@@ -63,7 +63,6 @@ from lambdalet.sandbox import blank_zygote, network, rootfs
 from lambdalet.sandbox.base import SandboxInitError, SandboxSpec, SandboxState
 from lambdalet.sandbox.blank_zygote import FORKS_PER_ZYGOTE, BlankZygote, ForkedInit
 from lambdalet.sandbox.namespaces import NamespacesBackend, NamespacesSandbox
-from lambdalet.sandbox.output import OutputCollector
 from lambdalet.sandbox.process import INIT_TIMEOUT_S, describe_exit, error_payload
 from lambdalet.sandbox.snapshot import ForkedSandbox, SnapshotRegistry, applies
 
@@ -189,24 +188,13 @@ class PooledSandbox(NamespacesSandbox):
         blank[POOLED_ENV] = "1"
         return blank
 
-    async def _spawn(self, env: dict[str, str], inherited: tuple[int, ...]) -> None:
+    async def _start_runtime(
+        self, env: dict[str, str], inherited: tuple[int, ...], output_fd: int
+    ) -> asyncio.Future[int]:
         if self._zygote is None:
-            await super()._spawn(env, inherited)
-            return
-        read_fd, write_fd = os.pipe()
-        try:
-            self._init = await asyncio.to_thread(self._fork, env, inherited[0], write_fd)
-        except SandboxInitError:
-            os.close(read_fd)
-            await self.stop()
-            raise
-        finally:
-            os.close(write_fd)
-            if self._channel is not None:
-                self._channel.runtime_started()
-        self._output = OutputCollector(read_fd)
-        self._exit = self._init.watch_exit()
-        self._exit.add_done_callback(self._on_exit)
+            return await super()._start_runtime(env, inherited, output_fd)
+        self._init = await asyncio.to_thread(self._fork, env, inherited[0], output_fd)
+        return self._init.watch_exit()
 
     def _fork(self, env: dict[str, str], channel_fd: int, output_fd: int) -> ForkedInit:
         """Lay out the root, make the cgroups, have the zygote fork the sandbox's init, move it
@@ -307,19 +295,6 @@ class PooledSandbox(NamespacesSandbox):
             link_tree(spec.opt_dir, self._opt_stage)
         if self._cgroup is not None:
             self._cgroup.limit_memory(spec.function.memory_mb)
-
-    def _after_init(self) -> None:
-        """What NamespacesSandbox.start does once init is done: throttle the CPU, watch memory.
-
-        On the loop, not in a thread: two small writes to the cgroup file system (no disk)
-        cost less than the thread hop, on the cold start's path."""
-        if self._cgroup is not None:
-            try:
-                self._cgroup.limit_cpu(self.spec.function.memory_mb)
-            except OSError as error:
-                log.warning("sandbox %s: cannot limit its CPU: %s", self.sandbox_id, error)
-        if not self._backend.isolation.cgroups.reports_peak:
-            self._watch_runtime_memory()
 
     def _on_exit(self, future: asyncio.Future[int]) -> None:
         if self.parked and not self._stopped:  # a blank runtime died: drop it, the pool skips it

@@ -199,7 +199,7 @@ class ProcessSandbox:
         watch for its exit. A launch that fails stops the sandbox and raises."""
         read_fd, write_fd = os.pipe()
         try:
-            self._process = await asyncio.to_thread(self._launch, env, inherited, write_fd)
+            self._exit = await self._start_runtime(env, inherited, write_fd)
         except SandboxInitError:
             os.close(read_fd)
             await self.stop()
@@ -209,8 +209,14 @@ class ProcessSandbox:
             if self._channel is not None:
                 self._channel.runtime_started()
         self._output = OutputCollector(read_fd)
-        self._exit = watch_exit(self._process)
         self._exit.add_done_callback(self._on_exit)
+
+    async def _start_runtime(
+        self, env: dict[str, str], inherited: tuple[int, ...], output_fd: int
+    ) -> asyncio.Future[int]:
+        """Start the runtime's process (in a thread); the future of its exit status."""
+        self._process = await asyncio.to_thread(self._launch, env, inherited, output_fd)
+        return watch_exit(self._process)
 
     def _launch(
         self, env: dict[str, str], inherited: tuple[int, ...], output_fd: int
