@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from lambdalet.store.base import Store
+from lambdalet.store.memory import MemoryStore
+from lambdalet.store.sqlite import SqliteStore
 from lambdalet.testing import Deploy, ServerThread, make_zip
 
 ROLE = "arn:aws:iam::000000000000:role/lambdalet-test"
@@ -92,3 +96,14 @@ def deploy(lambda_client: Any, unique_name: str) -> Iterator[Deploy]:
     for function_name in created:
         with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
             lambda_client.delete_function(FunctionName=function_name)
+
+
+StoreFactory = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Makes a store of each implementation: SQLite in a scratch directory, and memory."""
+    if request.param == "sqlite":
+        return lambda: SqliteStore(tmp_path / "state.db")
+    return MemoryStore

@@ -7,28 +7,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+from conftest import StoreFactory
 
 from lambdalet.models import AsyncEvent, EventRetry, now_ms
 from lambdalet.scheduler.async_queue import AsyncDispatcher
-from lambdalet.store.base import Store
-from lambdalet.store.memory import MemoryStore
 from lambdalet.store.sqlite import SqliteStore
 
 CONCURRENCY = 4
 EVENTS = 300
-
-StoreFactory = Callable[[], Store]
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "state.db")
-    return MemoryStore
 
 
 def test_every_event_runs_and_is_settled(make_store: StoreFactory) -> None:

@@ -22,11 +22,10 @@ from typing import Any, TypeVar
 import pytest
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from botocore.exceptions import ClientError
-from conftest import ROLE, boto_client
+from conftest import ROLE, StoreFactory, boto_client
 
 from lambdalet.errors import ConflictException, ScheduleExpressionError
 from lambdalet.store.base import Store
-from lambdalet.store.memory import MemoryStore
 from lambdalet.store.sqlite import SqliteStore
 from lambdalet.testing import FakeClock, ServerThread, make_zip
 from lambdalet.triggers.cron import parse_timezone
@@ -72,16 +71,6 @@ class Enqueued:
 
     def times(self) -> list[str]:
         return [event["time"] for _, _, event in self.events]
-
-
-StoreFactory = Callable[[], Store]
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "state.db")
-    return MemoryStore
 
 
 def new_schedule(clock: FakeClock, name: str, expression: str, **fields: Any) -> Schedule:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from conftest import StoreFactory
 
 from lambdalet.errors import QueueDoesNotExist
 from lambdalet.queues.messages import md5_of_attributes
@@ -26,24 +27,14 @@ from lambdalet.queues.models import (
     RedrivePolicy,
     parse_receipt_handle,
 )
-from lambdalet.store.base import Store
-from lambdalet.store.memory import MemoryStore
 from lambdalet.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 T0 = 1_800_000_000_000  # a fixed "now", in Unix ms
-StoreFactory = Callable[[], Store]
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "state.db")
-    return MemoryStore
 
 
 def message(queue: str, body: str, *, at: int = T0, delay_ms: int = 0) -> QueueMessage:

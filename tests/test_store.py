@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from conftest import StoreFactory
 
 from lambdalet.errors import (
     PreconditionFailedException,
@@ -16,8 +17,6 @@ from lambdalet.errors import (
     ResourceNotFoundException,
 )
 from lambdalet.models import EventRetry, FunctionConfig, InvocationRecord, LogEvent, now_ms
-from lambdalet.store.base import Store
-from lambdalet.store.memory import MemoryStore
 from lambdalet.store.sqlite import SqliteStore
 
 T = TypeVar("T")
@@ -40,16 +39,6 @@ def function(name: str, sha: str = "ab" * 32, size: int = 10) -> FunctionConfig:
         environment={"A": "1"},
         tags={"team": "x"},
     )
-
-
-StoreFactory = Callable[[], Store]
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "state.db")
-    return MemoryStore
 
 
 def test_function_lifecycle(make_store: StoreFactory) -> None:
