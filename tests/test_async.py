@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import ROLE, boto_client
 
-from lambdalet.testing import ServerThread, make_zip
+from lambdalet.testing import ServerThread, make_zip, wait_for_file
 
 # Appends each attempt's request id to a file; fails while fewer than "succeed_on" attempts ran.
 FLAKY = """
@@ -63,15 +63,6 @@ def create(client: Any, name: str, source: str) -> str:
     return arn
 
 
-def wait_for(path: Path, lines: int | None = None) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if path.exists() and (lines is None or len(path.read_text().splitlines()) >= lines):
-            return path.read_text()
-        time.sleep(0.02)
-    raise AssertionError(f"{path} was not written in time")
-
-
 def test_retries_then_on_failure_destination(client: Any, tmp_path: Path) -> None:
     create(client, "flaky-fail", FLAKY)
     recorder_arn = create(client, "recorder-fail", RECORDER)
@@ -88,7 +79,7 @@ def test_retries_then_on_failure_destination(client: Any, tmp_path: Path) -> Non
         FunctionName="flaky-fail", InvocationType="Event", Payload=json.dumps(payload)
     )
     assert response["StatusCode"] == 202
-    record = json.loads(wait_for(record_path))
+    record = json.loads(wait_for_file(record_path))
     attempts = log.read_text().splitlines()
     assert len(attempts) == 2  # the first try and one retry, no more
     assert len(set(attempts)) == 1  # retries keep the request id, as on AWS
@@ -109,7 +100,7 @@ def test_retry_succeeds_then_on_success_destination(client: Any, tmp_path: Path)
     log, record_path = tmp_path / "attempts", tmp_path / "record.json"
     payload = {"log": str(log), "record": str(record_path), "succeed_on": 3}
     client.invoke(FunctionName="flaky-ok", InvocationType="Event", Payload=json.dumps(payload))
-    record = json.loads(wait_for(record_path))
+    record = json.loads(wait_for_file(record_path))
     assert record["requestContext"]["condition"] == "Success"
     assert record["requestContext"]["approximateInvokeCount"] == 3
     assert record["responsePayload"] == {"attempts": 3}
@@ -123,7 +114,7 @@ def test_no_retries(client: Any, tmp_path: Path) -> None:
     client.invoke(
         FunctionName="flaky-once", InvocationType="Event", Payload=json.dumps({"log": str(log)})
     )
-    wait_for(log, 1)
+    wait_for_file(log, 1)
     time.sleep(0.5)  # ten retry delays: a retry, if any were made, would have run by now
     assert len(log.read_text().splitlines()) == 1
 

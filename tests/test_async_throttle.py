@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdalet.models import AsyncEvent, EventRetry, now_ms
-from lambdalet.testing import Deploy, ServerThread
+from lambdalet.testing import Deploy, ServerThread, wait_for_file
 
 # The wait is counted from the throttled try, which comes a little after the event is due.
 SLACK_MS = 5000
@@ -58,15 +58,6 @@ def wait_for_throttles(db_path: Path, request_id: str, throttles: int) -> dict[s
             return row
         time.sleep(0.02)
     raise AssertionError(f"the event was not throttled {throttles} times: {row}")
-
-
-def wait_for_file(path: Path) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text():
-            return path.read_text()
-        time.sleep(0.02)
-    raise AssertionError(f"{path} was not written in time")
 
 
 def test_throttled_event_backs_off_then_runs_once_allowed(

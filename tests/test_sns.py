@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -17,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import SNSEvent
 from botocore.exceptions import ClientError
 from conftest import boto_client
 
-from lambdalet.testing import Deploy, ServerThread
+from lambdalet.testing import Deploy, ServerThread, wait_for_file
 
 # Writes the event it receives to <the directory the SNS message names>/<function name>.json.
 WRITE_EVENT = """
@@ -110,15 +109,6 @@ def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
         if not batch:
             return found
         found += batch
-
-
-def wait_for(path: Path) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text():
-            return path.read_text()
-        time.sleep(0.02)
-    raise AssertionError(f"{path} was not written in time")
 
 
 def test_topic_lifecycle(sns: Any, server: ServerThread) -> None:
@@ -373,7 +363,7 @@ def test_fan_out_to_two_functions_and_a_queue(
     )["MessageId"]
     for function_arn in (first, second):
         name = function_arn.rsplit(":", 1)[1]
-        event = json.loads(wait_for(tmp_path / f"{name}.json"))
+        event = json.loads(wait_for_file(tmp_path / f"{name}.json"))
         record = SNSEvent(event).record
         assert record.event_source == "aws:sns"
         assert record.event_version == "1.0"
@@ -413,7 +403,7 @@ def test_a_notification_without_subject_or_attributes(
     arn = deploy(WRITE_EVENT)["FunctionArn"]
     sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=arn)
     sns.publish(TopicArn=topic, Message=json.dumps({"out": str(tmp_path)}))
-    event = json.loads(wait_for(tmp_path / (arn.rsplit(":", 1)[1] + ".json")))
+    event = json.loads(wait_for_file(tmp_path / (arn.rsplit(":", 1)[1] + ".json")))
     assert event["Records"][0]["Sns"]["Subject"] is None
     assert event["Records"][0]["Sns"]["MessageAttributes"] == {}
     assert SNSEvent(event).sns_message == json.dumps({"out": str(tmp_path)})

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -55,6 +56,17 @@ def invoke(client: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[
 def tail(response: Any) -> str:
     """The log tail of an Invoke response made with LogType="Tail"."""
     return base64.b64decode(response["LogResult"]).decode()
+
+
+def wait_for_file(path: Path, lines: int = 1, timeout_s: float = 30) -> str:
+    """The text of a file a function writes (a marker, a record), once it holds at least
+    ``lines`` lines; AssertionError if it does not in ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and len((text := path.read_text()).splitlines()) >= lines:
+            return text
+        time.sleep(0.02)
+    raise AssertionError(f"{path} was not written in time")
 
 
 def code_trees(data_dir: Path) -> set[Path]:
