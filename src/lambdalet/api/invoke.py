@@ -60,7 +60,6 @@ class InvokeFirst:
     def __init__(self, app: ASGIApp, node: Node) -> None:
         self.app = app
         self.node = node
-        self.state = getattr(app, "state", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":

@@ -40,11 +40,6 @@ class HostDispatch:
         self.by_path_segment = by_path_segment if by_path_segment is not None else {}
         self._matched: dict[str, tuple[str, str] | None] = {}  # match_host's answers by host
 
-    @property
-    def state(self) -> Any:
-        """The API app's state (the node lives there)."""
-        return getattr(self.api_app, "state", None)
-
     def match_host(self, host: str) -> tuple[str, str] | None:
         """(label, id) when ``host`` is one of the labelled endpoint hosts, else None."""
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
