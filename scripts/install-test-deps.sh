@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (compilers for the custom-runtime examples, the
-# build tools of npm's aws-lambda-ric, a JDK, curl), asking apt only for what is missing.
+# build tools of npm's aws-lambda-ric, a JDK, curl, and User-Mode Linux, a kernel with only
+# cgroup v2 for the sandboxes' v2 limits), asking apt only for what is missing.
 set -euo pipefail
 
 need=()
@@ -17,6 +18,8 @@ have g++ || need+=(g++)
 have curl || need+=(curl)
 have javac || need+=(default-jdk-headless)
 have node || need+=(nodejs npm)
+have linux.uml || need+=(user-mode-linux)
+have ip || need+=(iproute2)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "test dependencies: all present"

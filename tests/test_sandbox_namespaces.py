@@ -241,7 +241,8 @@ def handler(event, context):
         blocks.append(block)
     return len(blocks)
 """
-    name = deploy(source, MemorySize=128)["FunctionName"]
+    # A long timeout: a slow kernel (User-Mode Linux, test_cgroup_v2.py) still reaches the limit.
+    name = deploy(source, MemorySize=128, Timeout=60)["FunctionName"]
     error, response = invoke(lambda_client, name, {"cap_mb": 1024})
     assert response["FunctionError"] == "Unhandled"
     assert error["errorType"] == "Runtime.ExitError"
@@ -282,6 +283,25 @@ def handler(event, context):
     again, _ = invoke(lambda_client, name, {"cap": 3})
     assert again == {"forked": 3, "error": None}
     assert_still_serving(deploy, lambda_client)
+
+
+def test_cpu_is_held_to_the_share_of_a_vcpu_its_memory_buys(
+    deploy: Deploy, lambda_client: Any
+) -> None:
+    source = """
+import time
+
+def handler(event, context):
+    wall, cpu = time.monotonic(), time.process_time()
+    while time.monotonic() - wall < event["seconds"]:
+        pass
+    return {"wall": time.monotonic() - wall, "cpu": time.process_time() - cpu}
+"""
+    # 128 MB buys 128/1769 of a vCPU: about 7 ms of every 100 ms.
+    name = deploy(source, MemorySize=128, Timeout=30)["FunctionName"]
+    result, response = invoke(lambda_client, name, {"seconds": 1.0})
+    assert "FunctionError" not in response, result
+    assert 0 < result["cpu"] < 0.2 * result["wall"], result
 
 
 def test_custom_runtime_reaches_the_runtime_api_over_loopback(
@@ -409,6 +429,44 @@ def test_sandbox_cgroups_live_and_die_with_the_sandbox(tmp_path: Path) -> None:
     payload, during, after = asyncio.run(lifecycle())
     assert json.loads(payload) == {"a": 1}
     assert all(during) and not any(after)
+
+
+def test_sandbox_limits_follow_its_memory_size(tmp_path: Path) -> None:
+    spec = direct_spec(tmp_path, "def handler(event, context):\n    return event\n")
+    spec = dataclasses.replace(spec, function=dataclasses.replace(spec.function, memory_mb=512))
+    backend = NamespacesBackend()
+    controllers = backend.isolation.cgroups.controllers
+    assert {"memory", "pids", "cpu"} <= set(controllers)
+
+    def read(name: str, controller: str, v1_file: str, v2_file: str) -> str | None:
+        found = controllers[controller]
+        path = found.parent / name / (v1_file if found.version == 1 else v2_file)
+        return path.read_text().strip() if path.exists() else None
+
+    async def limits() -> dict[str, str | None]:
+        sandbox = backend.create(spec)
+        await sandbox.start()
+        try:
+            name = f"{os.getpid()}-{sandbox.sandbox_id}"
+            return {
+                "memory": read(name, "memory", "memory.limit_in_bytes", "memory.max"),
+                "swap": read(name, "memory", "memory.memsw.limit_in_bytes", "memory.swap.max"),
+                "pids": read(name, "pids", "pids.max", "pids.max"),
+                "cpu": read(name, "cpu", "cpu.cfs_quota_us", "cpu.max"),
+                "period": read(name, "cpu", "cpu.cfs_period_us", "cpu.max"),
+            }
+        finally:
+            await sandbox.stop()
+
+    found = asyncio.run(limits())
+    assert found["memory"] == str(512 * 1024 * 1024)
+    if controllers["memory"].version == 1:  # memory and swap together, where accounted
+        assert found["swap"] in (None, str(512 * 1024 * 1024))
+        assert (found["cpu"], found["period"]) == ("28942", "100000")  # 512/1769 of a vCPU
+    else:  # no swap at all
+        assert found["swap"] in (None, "0")
+        assert found["cpu"] == "28942 100000"
+    assert found["pids"] == "256"
 
 
 def test_without_user_namespaces_the_function_runs_as_the_host_id(tmp_path: Path) -> None:

@@ -161,13 +161,14 @@ def hog(event, context):
     )
     fill_pool(server)
     time.sleep(0.3)
-    name = deploy(source, handler="app.hog", MemorySize=128)["FunctionName"]
+    # Long timeouts: a slow kernel (User-Mode Linux, test_cgroup_v2.py) still gets there.
+    name = deploy(source, handler="app.hog", MemorySize=128, Timeout=60)["FunctionName"]
     error, response = invoke(lambda_client, name, {"cap_mb": 400})
     assert error["errorType"] == "Runtime.ExitError", error
     assert error["errorMessage"].endswith("Runtime exited with error: signal: killed")
     fill_pool(server)
     time.sleep(0.3)
-    big = deploy(source, handler="app.hog", MemorySize=1024)["FunctionName"]
+    big = deploy(source, handler="app.hog", MemorySize=1024, Timeout=60)["FunctionName"]
     result, response = invoke(lambda_client, big, {"cap_mb": 400})
     assert "FunctionError" not in response, tail(response)
     assert result["mb"] == 400 and result["age_s"] >= 0.3

@@ -196,7 +196,11 @@ ZYGOTE_CGROUP = open("/proc/self/cgroup").read()
 
 def handler(event, context):
     time.sleep(event.get("sleep_s", 0))
-    memory = [line for line in open("/proc/self/cgroup").read().splitlines() if "memory" in line]
+    lines = open("/proc/self/cgroup").read().splitlines()
+    # v1's memory hierarchy, or else the one v2 hierarchy.
+    memory = [line for line in lines if ":memory:" in line] or [
+        line for line in lines if line.startswith("0::")
+    ]
     return {"pid": os.getpid(), "memory_cgroup": memory, "zygote": ZYGOTE_CGROUP}
 """
     name = published(deploy, lambda_client, source)
