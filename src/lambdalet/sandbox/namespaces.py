@@ -269,7 +269,7 @@ class NamespacesSandbox(ProcessSandbox):
         if not self._backend.isolation.cgroups.reports_peak:
             self._watch_runtime_memory()
 
-    def _environment(self, runtime_api: str, tmp_dir: Path) -> dict[str, str]:
+    def _environment(self, runtime_api: str) -> dict[str, str]:
         function = self.spec.function
         env = launch.environment(
             function,

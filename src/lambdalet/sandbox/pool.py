@@ -158,8 +158,7 @@ class PooledSandbox(NamespacesSandbox):
         """Start the blank runtime and wait until it is parked; raise SandboxInitError."""
         self._server = RuntimeApiServer()
         self._runtime_api = await self._server.start()
-        tmp_dir = self._scratch / "tmp"
-        for directory in (tmp_dir, self._task_stage, self._opt_stage):
+        for directory in (self._task_stage, self._opt_stage):
             directory.mkdir(parents=True)
             directory.chmod(0o755)
         env = self._blank_environment(self._runtime_api)
@@ -180,7 +179,7 @@ class PooledSandbox(NamespacesSandbox):
         raise SandboxInitError(error_payload("Runtime.Unknown", message), "Runtime.Unknown", [], 0)
 
     def _blank_environment(self, runtime_api: str) -> dict[str, str]:
-        env = self._environment(runtime_api, self._scratch / "tmp")
+        env = self._environment(runtime_api)
         # What the interpreter reads as it starts, and nothing of the placeholder function.
         kept = ("PATH", "LANG", "TZ", "LD_LIBRARY_PATH", "TMPDIR", "PYTHONPATH")
         blank = {key: env[key] for key in kept if key in env}
@@ -261,7 +260,7 @@ class PooledSandbox(NamespacesSandbox):
             message = f"RequestId: Error: cannot bind the function's code: {error}"
             payload = error_payload("Runtime.Unknown", message)
             raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
-        env = self._environment(self._runtime_api, self._scratch / "tmp")
+        env = self._environment(self._runtime_api)
         self._pooled_channel.bind(env)
         api = self._pooled_channel
         waiting: set[asyncio.Future[Any]] = {api.first_poll, api.init_error, self._exit}

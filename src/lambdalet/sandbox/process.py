@@ -17,7 +17,6 @@ import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lambdalet.errors import SandboxError
@@ -93,10 +92,8 @@ class ProcessSandbox:
         started = time.perf_counter()
         self._server = RuntimeApiServer()
         address = await self._server.start()
-        tmp_dir = self._scratch / "tmp"
-        tmp_dir.mkdir(parents=True)
         function = self.spec.function
-        env = self._environment(address, tmp_dir)
+        env = self._environment(address)
         self._api = self._server
         inherited: tuple[int, ...] = ()
         if launch.family(function.runtime) == "python":
@@ -242,9 +239,12 @@ class ProcessSandbox:
     # What a backend that isolates the runtime overrides: the paths the runtime sees, its
     # command line and how its process is started.
 
-    def _environment(self, runtime_api: str, tmp_dir: Path) -> dict[str, str]:
-        """The runtime's environment, naming the host's own paths (this backend's view)."""
+    def _environment(self, runtime_api: str) -> dict[str, str]:
+        """The runtime's environment, naming the host's own paths (this backend's view),
+        its TMPDIR a directory of the sandbox's scratch (made here)."""
         function = self.spec.function
+        tmp_dir = self._scratch / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
         return launch.environment(
             function,
             code_dir=self.spec.code_dir,

@@ -180,7 +180,7 @@ def build_layout(
         for part in argument.replace("=", ":").split(":"):
             if part.startswith(str(cache_dir) + "/") and os.path.exists(part):
                 needed.append(Path(part) if os.path.isdir(part) else Path(part).parent)
-    for path in _host_binds(needed, list(system)):
+    for path in _cached_host_binds(tuple(needed), system, time.monotonic() // HOST_CACHE_S):
         layout.bind(str(path), str(path))
     # Absolute: the launcher runs in the code directory, not in the node's.
     layout.bind(os.path.abspath(code_dir), TASK_DIR)
@@ -192,8 +192,14 @@ def build_layout(
 
 
 def _depth(step: list[Any]) -> int:
-    # Stable sort: steps at one depth keep their order. The number of Path(target).parts.
-    return os.path.normpath(step[2]).rstrip("/").count("/") + 1 if step[0] != "file" else 99
+    # Stable sort: steps at one depth keep their order.
+    return 99 if step[0] == "file" else _path_depth(step[2])
+
+
+@functools.lru_cache(maxsize=256)
+def _path_depth(target: str) -> int:
+    """The number of Path(target).parts."""
+    return os.path.normpath(target).rstrip("/").count("/") + 1
 
 
 # What the host's own files make of every root (its system directories, its /etc and /dev,
@@ -237,6 +243,13 @@ def _etc_and_dev_steps(_period: float) -> tuple[list[Any], ...]:
 @functools.lru_cache(maxsize=32)
 def _interpreter_roots(executable: str, _period: float) -> list[Path]:
     return interpreter_roots(executable)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_host_binds(
+    needed: tuple[Path, ...], system: tuple[Path, ...], _period: float
+) -> tuple[Path, ...]:
+    return tuple(_host_binds(list(needed), list(system)))
 
 
 def _passwd(uid: int, gid: int) -> str:

@@ -53,7 +53,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from lambdalet.models import LATEST, FunctionConfig
@@ -158,8 +157,8 @@ class ZygoteSandbox(NamespacesSandbox):
         assert self._exit is not None
         return self._exit
 
-    def _environment(self, runtime_api: str, tmp_dir: Path) -> dict[str, str]:
-        env = super()._environment(runtime_api, tmp_dir)
+    def _environment(self, runtime_api: str) -> dict[str, str]:
+        env = super()._environment(runtime_api)
         env[ZYGOTE_FD_ENV] = str(self._zygote_end.fileno())
         env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
         return env
