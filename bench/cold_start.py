@@ -53,6 +53,14 @@ in the run's temporary directory). Every event is ``{"name": "bench"}``.
   module; the child calls the handler, writes the result to a pipe and exits. The floor for a
   fork-server or snapshot design.
 
+Isolated rows (``--isolated``, as root): the Python hello in ``namespaces`` sandboxes started
+with no pool, taken from the prewarmed pool, and forked from a SnapStart snapshot (a published
+version), each on a node of its own whose keep-alive is 20 ms: a cold start is an invoke 150 ms
+after the last one. Beside them, **warm after the same pause**: a node whose keep-alive
+outlasts the pause, its sandbox invoked 150 ms after the last invoke (frozen in between, as
+every idle sandbox is). It is what the pause alone costs an invoke on this machine (caches gone
+cold, an idle sandbox thawed), which no cold start after that pause can beat.
+
 Prints a table (lambdalet cold p50/p99, warm p50/p99, Init Duration p50, fresh process p50,
 and the ratios cold ÷ fresh and warm ÷ fresh; the plain-fork line gives cold ÷ fork and
 warm ÷ fork), then DESIGN.md's cold-start target (Python hello, client-seen p50 ≤ 5 ms) and
@@ -181,6 +189,9 @@ class RuntimeRow:
     warm_not_warm: int = 0
     fresh: Measured = field(default_factory=Measured)
     fork: Measured | None = None
+    # Isolated rows: warm invokes, each after the pause the cold ones follow (another node,
+    # whose keep-alive outlasts the pause): what the pause alone costs an invoke.
+    after_pause: Measured | None = None
 
 
 # --- the lambdalet side ----------------------------------------------------------------------
@@ -493,6 +504,7 @@ def measure_prepared(
 
 ISOLATED_KEEP_ALIVE_MS = 20
 ISOLATED_PAUSE_MS = 150.0  # past the keep-alive and a reaper pass (every 50 ms): cold again
+AFTER_PAUSE_KEEP_ALIVE_MS = 600_000
 ISOLATED_ROWS = {
     "python-ns-nopool": ("namespaces, no pool", "0", False),
     "python-ns-pool": ("namespaces, pool", "2", False),
@@ -592,6 +604,52 @@ def measure_isolated_row(
     return row
 
 
+def measure_warm_after_pause(
+    args: argparse.Namespace, work_dir: Path, prepared: Prepared
+) -> Measured:
+    """Warm invokes of the isolated hello, each after the isolated rows' pause, on a node of
+    its own whose keep-alive outlasts the pause (its sandbox stays, frozen while idle)."""
+    measured = Measured(
+        command=f"invoke {ISOLATED_PAUSE_MS:.0f} ms after the last one (keep-alive"
+        f" {AFTER_PAUSE_KEEP_ALIVE_MS} ms: its sandbox is still there)"
+    )
+    env = {
+        "LAMBDALET_SANDBOX_BACKEND": "namespaces",
+        "LAMBDALET_KEEP_ALIVE_MS": str(AFTER_PAUSE_KEEP_ALIVE_MS),
+    }
+    try:
+        server, client, port = start_lambdalet(work_dir, env, data_name="data-after-pause")
+    except (BenchError, OSError) as error:
+        measured.reason = f"lambdalet serve did not start: {error}"
+        return measured
+    invoker = Invoker(port)
+    name = "bench-after-pause"
+    with started(server):
+        try:
+            client.create_function(
+                name,
+                zip_directory(prepared.function_dir),
+                Runtime=prepared.runtime_id,
+                Handler=prepared.handler,
+                Timeout=FUNCTION_TIMEOUT_S,
+                MemorySize=512,
+            )
+            invoker.invoke(name, FIRST_INVOKE_TIMEOUT_S)  # the cold start: not counted
+            for _ in range(args.cold):
+                time.sleep(ISOLATED_PAUSE_MS / 1000)
+                elapsed_ms, log_text = invoker.invoke(name)
+                if report_numbers(log_text)[0] is not None:
+                    raise BenchError("an invoke after the pause was a cold start")
+                measured.samples_ms.append(elapsed_ms)
+        except (BenchError, ApiError, OSError) as error:
+            measured.reason = str(error)
+        finally:
+            invoker.close()
+            client.close()
+    measured.finish()
+    return measured
+
+
 def measure_isolated(args: argparse.Namespace, work_dir: Path) -> list[RuntimeRow]:
     """The isolated Python rows (root only: the namespaces backend needs it)."""
     if os.geteuid() != 0:
@@ -607,6 +665,10 @@ def measure_isolated(args: argparse.Namespace, work_dir: Path) -> list[RuntimeRo
     for key in ISOLATED_ROWS:
         print(f"python, isolated: {ISOLATED_ROWS[key][0]} ...", flush=True)
         rows.append(measure_isolated_row(key, args, directory, prepared))
+    print("python, isolated: warm after the same pause ...", flush=True)
+    after_pause = measure_warm_after_pause(args, directory, prepared)
+    for row in rows:
+        row.after_pause = after_pause
     return rows
 
 
@@ -655,6 +717,8 @@ def ratios(row: RuntimeRow) -> dict[str, float | None]:
     if row.fork is not None:
         found["cold_over_plain_fork"] = _ratio(_p(row.cold), _p(row.fork))
         found["warm_over_plain_fork"] = _ratio(_p(row.warm), _p(row.fork))
+    if row.after_pause is not None:
+        found["cold_over_warm_after_pause"] = _ratio(_p(row.cold), _p(row.after_pause))
     return found
 
 
@@ -701,6 +765,14 @@ def print_report(rows: Sequence[RuntimeRow]) -> None:
                 f"{_fmt(found['cold_over_plain_fork'], '.2f', '×'):>12}"
                 f"{_fmt(found['warm_over_plain_fork'], '.3f', '×'):>12}"
             )
+        if row.after_pause is not None:
+            print(
+                f"{'  vs warm after the same pause':<34}{'':>50}"
+                f"{_fmt(_p(row.after_pause), '.2f'):>11}{_fmt(_p(row.after_pause, 'p99_ms')):>11}"
+                f"{_fmt(found['cold_over_warm_after_pause'], '.2f', '×'):>12}"
+            )
+            if row.after_pause.reason:
+                print(f"{'':<34}  warm after the pause: {row.after_pause.reason[:80]}")
         for part, measured in (("cold", row.cold), ("warm", row.warm), ("fresh", row.fresh)):
             if measured.reason:
                 print(f"{'':<34}  {part}: {measured.reason.splitlines()[0][:94]}")
