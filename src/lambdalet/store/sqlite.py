@@ -44,6 +44,7 @@ from lambdalet.store.codec import (
     layer_from_json,
     layer_to_json,
 )
+from lambdalet.store.resource_cache import ResourceCache
 from lambdalet.store.sqlite_events import SqliteEvents
 from lambdalet.store.sqlite_queues import SqliteQueues
 from lambdalet.store.sqlite_resources import SqliteResources
@@ -83,6 +84,7 @@ class SqliteStore(SqliteEvents, SqliteQueues, SqliteSchedules, SqliteResources):
             initargs=("sqlite-store",),
         )
         self._db: sqlite3.Connection | None = None
+        self._resource_cache = ResourceCache()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
