@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import boto_client
+from conftest import ROLE, boto_client
+
+from lambdalet.testing import make_zip
 
 LAMBDALET = Path(sys.executable).parent / "lambdalet"
 HELLO_DIR = Path(__file__).resolve().parent.parent / "examples" / "hello"
@@ -163,3 +165,53 @@ def test_serve_deploys_persists_and_stops_cleanly(tmp_path: Path) -> None:
         assert result["message"] == "Hello, Ada!"
 
         stop(process, log_path)
+
+
+def _children(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children |= {int(child) for child in (task / "children").read_text().split()}
+    return children
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie waiting for its new parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_process_sandboxes_end_once_their_node_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    client = boto_client(url)
+    settings = {"LAMBDALET_SANDBOX_BACKEND": "process", "LAMBDALET_POOL_SIZE": "0"}
+    node_dir = HELLO_DIR.parent / "node-hello"
+    with serving(
+        port, tmp_path / "data", log_path, "--deploy", str(HELLO_DIR), settings=settings
+    ) as node:
+        wait_until_healthy(node, url, log_path)
+        wait_for_function(client, "hello", log_path)
+        invoke_hello(client)
+        manifest = json.loads((node_dir / "lambdalet.json").read_text())
+        code = {"ZipFile": make_zip({p.name: p.read_text() for p in node_dir.glob("*.*js")})}
+        client.create_function(
+            FunctionName="node-hello",
+            Runtime=manifest["runtime"],
+            Handler=manifest["handler"],
+            Role=ROLE,
+            Code=code,
+        )
+        answer = client.invoke(FunctionName="node-hello", Payload=b'{"name": "Ada"}')
+        assert "FunctionError" not in answer, answer["Payload"].read()
+        sandboxes = _children(node.pid)
+        assert len(sandboxes) == 2, sandboxes  # the Python and the Node.js runtime
+        os.kill(node.pid, signal.SIGKILL)
+        node.wait()
+    # Their channel and Runtime API are gone with the node: each runtime ends on its own.
+    deadline = time.monotonic() + WAIT_S
+    while not all(_ended(pid) for pid in sandboxes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_ended(pid) for pid in sandboxes), sandboxes
