@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from conftest import ROLE, boto_client
 
 from lambdalet.config import Settings
-from lambdalet.frontdoor.sigv4 import SignatureError, SignedRequest, verify
+from lambdalet.sigv4 import SignatureError, SignedRequest, verify
 from lambdalet.testing import ServerThread, make_zip
 
 OWN = Credentials("test", "test")

@@ -1,7 +1,10 @@
 """A small synchronous client of lambdalet's API, used by the CLI.
 
-It speaks the same REST API as boto3 (without SigV4, which lambdalet does not check yet) plus
-lambdalet's log endpoint, and knows how to zip a directory and deploy it.
+It speaks the same REST API as boto3, SigV4-signed as boto3 signs (a node checks signatures
+only with ``LAMBDALET_VERIFY_SIGNATURES``), plus lambdalet's log endpoint, and knows how to
+zip a directory and deploy it. Its keys are ``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY`` when both are set, else a node's default ``test``/``test``; its
+region ``AWS_REGION`` or ``AWS_DEFAULT_REGION``, else ``us-east-1``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import stat
 import zipfile
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from lambdalet.errors import LambdaletError
+from lambdalet.sigv4 import SignedRequest, sign
 
 MANIFEST = "lambdalet.json"
 DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lambdalet"
@@ -74,11 +79,54 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-class Client:
-    """Calls one lambdalet node."""
+class SigV4(httpx.Auth):
+    """Signs each request with SigV4 for the Lambda service (its host and body)."""
 
-    def __init__(self, endpoint_url: str, timeout_s: float = 960.0) -> None:
-        self._http = httpx.Client(base_url=endpoint_url, timeout=timeout_s)
+    requires_request_body = True
+
+    def __init__(self, access_key: str, secret: str, region: str) -> None:
+        self.access_key = access_key
+        self.secret = secret
+        self.region = region
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the signature's headers, then send."""
+        raw_path, _, raw_query = request.url.raw_path.decode("ascii").partition("?")
+        signed = SignedRequest(
+            method=request.method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=[("host", request.headers["host"])],
+            body=request.content,
+        )
+        request.headers.update(
+            sign(signed, self.access_key, self.secret, region=self.region, service="lambda")
+        )
+        yield request
+
+
+def default_credentials() -> tuple[str, str, str]:
+    """(access key, secret, region) from the AWS environment variables, else the defaults."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    if key and secret:
+        return key, secret, region
+    return "test", "test", region
+
+
+class Client:
+    """Calls one lambdalet node, signing with ``credentials`` (access key, secret, region;
+    default: :func:`default_credentials`)."""
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        timeout_s: float = 960.0,
+        *,
+        credentials: tuple[str, str, str] | None = None,
+    ) -> None:
+        auth = SigV4(*(credentials or default_credentials()))
+        self._http = httpx.Client(base_url=endpoint_url, timeout=timeout_s, auth=auth)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -107,8 +107,13 @@ class Settings(BaseSettings):
     )
     credentials: str = Field(
         default="",
-        description="SigV4 keys for AWS_IAM function URLs: 'AKID:secret:account_id,...';"
-        " empty: 'test:test:<account_id>'",
+        description="SigV4 keys for AWS_IAM function URLs (and the APIs, with"
+        " verify_signatures): 'AKID:secret:account_id,...'; empty: 'test:test:<account_id>'",
+    )
+    verify_signatures: bool = Field(
+        default=False,
+        description="require a valid SigV4 signature made with one of the credentials on every"
+        " request to the AWS APIs (Lambda, SQS, SNS, Scheduler, API Gateway v2)",
     )
     jwks_min_refetch_ms: int = Field(
         default=60_000,

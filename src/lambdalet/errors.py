@@ -130,6 +130,33 @@ class UnknownOperationException(AwsError):
     message_key = "message"
 
 
+class MissingAuthenticationTokenException(AwsError):
+    """Raised when a request that must be signed (SigV4) is not."""
+
+    code = "MissingAuthenticationTokenException"
+    status = 403
+    message_key = "message"
+    query_code: ClassVar[str] = "MissingAuthenticationToken"  # its code in the query protocol
+
+
+class UnrecognizedClientException(AwsError):
+    """Raised when a request is signed with an access key this node does not have."""
+
+    code = "UnrecognizedClientException"
+    status = 403
+    message_key = "message"
+    query_code: ClassVar[str] = "InvalidClientTokenId"
+
+
+class InvalidSignatureException(AwsError):
+    """Raised when a request's SigV4 signature does not check out (wrong secret, stale time)."""
+
+    code = "InvalidSignatureException"
+    status = 403
+    message_key = "message"
+    query_code: ClassVar[str] = "SignatureDoesNotMatch"
+
+
 class ConflictException(AwsError):
     """Raised when a schedule (EventBridge Scheduler API) already exists."""
 

@@ -2,7 +2,8 @@
 
 Every error is answered in AWS's shape: ``x-amzn-ErrorType`` header and a JSON body with
 ``Type`` and ``Message``/``message``; anything unexpected becomes a logged ServiceException.
-Requests are not checked for SigV4 signatures yet: any credentials are accepted.
+SigV4 signatures are checked only with ``LAMBDALET_VERIFY_SIGNATURES`` (``api/signatures.py``):
+by default any credentials are accepted, as by local AWS emulators.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from lambdalet.api import (
 )
 from lambdalet.api.invoke import InvokeFirst
 from lambdalet.api.requests import existing_function, node_of
+from lambdalet.api.signatures import SignaturesRequired
 from lambdalet.errors import (
     AwsError,
     ResourceNotFoundException,
@@ -158,7 +160,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
 
     The Lambda API app sits behind a HostDispatch that sends function URL hosts
     (``<id>.lambda-url.<region>.localhost``) and ``/_lambdalet/urls/<id>/...`` elsewhere,
-    and behind InvokeFirst, which answers Invoke ahead of Starlette's routing.
+    behind the signature check if it is on, and behind InvokeFirst, which answers Invoke
+    ahead of Starlette's routing.
     """
 
     @contextlib.asynccontextmanager
@@ -259,8 +262,12 @@ def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
         function_urls.LABEL: FunctionUrls(node),
         apigateway.LABEL: HttpApis(node),
     }
+    api: ASGIApp = InvokeFirst(app, node)  # Invoke is answered before Starlette's routing
+    if node.settings.verify_signatures:
+        settings = node.settings
+        api = SignaturesRequired(api, settings.signing_keys(), region=settings.region)
     return HostDispatch(
-        InvokeFirst(app, node),  # Invoke is answered before Starlette's routing (api/invoke.py)
+        api,
         by_label,
         region=node.settings.region,
         public_host=urlsplit(node.settings.public_url).hostname,

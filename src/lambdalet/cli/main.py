@@ -70,13 +70,16 @@ def serve(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     node = Node(settings)
     server = make_server(node, log_level=settings.log_level)
+    # --deploy signs with the node's own first key: accepted even when signatures are checked.
+    access_key, (secret, _) = next(iter(settings.signing_keys().items()))
+    own_credentials = (access_key, secret, settings.region)
 
     async def deploy_when_started() -> None:
         await server.listening.wait()
         for directory in deploy or []:
             try:
                 result = await asyncio.to_thread(
-                    _deploy_with_new_client, settings.base_url, directory
+                    _deploy_with_new_client, settings.base_url, directory, own_credentials
                 )
                 console.print(f"deployed [bold]{result['FunctionName']}[/bold] from {directory}")
             except (ApiError, OSError, ValueError) as error:
@@ -96,8 +99,10 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _deploy_with_new_client(endpoint_url: str, directory: Path) -> dict[str, Any]:
-    client = Client(endpoint_url)
+def _deploy_with_new_client(
+    endpoint_url: str, directory: Path, credentials: tuple[str, str, str]
+) -> dict[str, Any]:
+    client = Client(endpoint_url, credentials=credentials)
     try:
         return client.deploy(directory)
     finally:

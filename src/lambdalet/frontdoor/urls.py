@@ -45,9 +45,9 @@ from lambdalet.frontdoor.payload import (
     read_request_body,
     request_event,
 )
-from lambdalet.frontdoor.sigv4 import Caller, SignatureError, SignedRequest, verify
 from lambdalet.models import LATEST
 from lambdalet.node import Node, new_request_id
+from lambdalet.sigv4 import Caller, SignatureError, SignedRequest, verify
 
 log = logging.getLogger(__name__)
 

@@ -243,9 +243,10 @@ def error_response(error: AwsError, request_id: str) -> Response:
         body, query_error = error.body(), error.query_error
     else:
         fault = "Receiver" if error.status >= 500 else "Sender"
+        legacy_code = getattr(error, "query_code", error.code)  # the query protocol's, if other
         body, query_error = (
             {"__type": error.code, "message": error.message},
-            f"{error.code};{fault}",
+            f"{legacy_code};{fault}",
         )
     return Response(
         json.dumps(body),

@@ -1,11 +1,12 @@
-"""Verifying AWS Signature Version 4 on requests to AWS_IAM function URLs.
+"""AWS Signature Version 4: verifying it on requests (to AWS_IAM function URLs, and to the AWS
+APIs when ``LAMBDALET_VERIFY_SIGNATURES`` is on), and signing requests (lambdalet's client).
 
 Both forms are accepted: the ``Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=...,
 Signature=...`` header with ``X-Amz-Date``, and the presigned query string (``X-Amz-Algorithm``,
 ``X-Amz-Credential``, ``X-Amz-Date``, ``X-Amz-Expires``, ``X-Amz-SignedHeaders``,
-``X-Amz-Signature``). The credential scope must name this node's region and the ``lambda``
-service, the request time must be within 5 minutes of the node's clock (a presigned URL: not
-expired), and the signature is compared in constant time.
+``X-Amz-Signature``). The credential scope must name this node's region and the service
+(``lambda`` unless told otherwise), the request time must be within 5 minutes of the node's
+clock (a presigned URL: not expired), and the signature is compared in constant time.
 
 The payload hash is the ``X-Amz-Content-SHA256`` header when the request sends one (``UNSIGNED-
 PAYLOAD`` is accepted only for presigned URLs, as botocore presigns), else the SHA-256 of the
@@ -35,8 +36,19 @@ _AUTHORIZATION = re.compile(
 _SPACES = re.compile(r"\s+")
 
 
+MISSING = "missing"  # no signature at all
+UNKNOWN_KEY = "unknown key"  # signed with an access key this node does not have
+INVALID = "invalid"  # anything else
+
+
 class SignatureError(Exception):
-    """Raised when a request is not signed, or not signed correctly; the message says why."""
+    """Raised when a request is not signed, or not signed correctly; the message says why,
+    ``reason`` which of AWS's errors it is: :data:`MISSING`, :data:`UNKNOWN_KEY` or
+    :data:`INVALID`."""
+
+    def __init__(self, message: str, reason: str = INVALID) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,7 @@ def verify(
         pairs = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
         payload_hash = header_values.get("x-amz-content-sha256") or ""
     else:
-        raise SignatureError("The request is not signed")
+        raise SignatureError("The request is not signed", MISSING)
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
         raise SignatureError(f"Malformed credential {credential!r}")
@@ -191,7 +203,7 @@ def verify(
             f"The credential scope must be {region}/{service}, not {scope_region}/{scope_service}"
         )
     if access_key not in keys:
-        raise SignatureError("The security token included in the request is invalid")
+        raise SignatureError("The security token included in the request is invalid", UNKNOWN_KEY)
     secret, account_id = keys[access_key]
     signed = signed_headers.split(";")
     if "host" not in signed:
@@ -207,26 +219,59 @@ def verify(
         candidates.append(UNSIGNED_PAYLOAD)
     key = signing_key(secret, date, scope_region, scope_service)
     scope = f"{date}/{scope_region}/{scope_service}/aws4_request"
-    headers_block = canonical_headers(request.headers, signed)
+    canonical = [
+        request.method,
+        canonical_path(request.raw_path),
+        canonical_query(pairs),
+        canonical_headers(request.headers, signed),
+        signed_headers,
+    ]
     matched = False
     for candidate in candidates:
-        canonical_request = "\n".join(
-            [
-                request.method,
-                canonical_path(request.raw_path),
-                canonical_query(pairs),
-                headers_block,
-                signed_headers,
-                candidate,
-            ]
-        )
-        string_to_sign = "\n".join(
-            [ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
-        )
-        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        expected = _signature(key, [*canonical, candidate], amz_date, scope)
         matched = hmac.compare_digest(expected, signature) or matched
     if not matched:
         raise SignatureError(
             "The request signature we calculated does not match the signature you provided"
         )
     return Caller(access_key=access_key, account_id=account_id)
+
+
+def _signature(key: bytes, canonical_request: list[str], amz_date: str, scope: str) -> str:
+    """The hex signature of a canonical request's lines."""
+    digest = hashlib.sha256("\n".join(canonical_request).encode()).hexdigest()
+    string_to_sign = "\n".join([ALGORITHM, amz_date, scope, digest])
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def sign(
+    request: SignedRequest,
+    access_key: str,
+    secret: str,
+    *,
+    region: str,
+    service: str,
+    now_s: float | None = None,
+) -> dict[str, str]:
+    """The ``X-Amz-Date`` and ``Authorization`` headers that sign ``request``: every header it
+    holds (``host`` among them) and its body, as :func:`verify` checks them."""
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now_s))
+    headers = [*request.headers, ("x-amz-date", amz_date)]
+    signed = sorted({name.lower() for name, _ in headers})
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    canonical = [
+        request.method,
+        canonical_path(request.raw_path),
+        canonical_query(query_pairs(request.raw_query)),
+        canonical_headers(headers, signed),
+        ";".join(signed),
+        hashlib.sha256(request.body).hexdigest(),
+    ]
+    key = signing_key(secret, amz_date[:8], region, service)
+    signature = _signature(key, canonical, amz_date, scope)
+    credential = f"{access_key}/{scope}"
+    authorization = (
+        f"{ALGORITHM} Credential={credential}, SignedHeaders={';'.join(signed)},"
+        f" Signature={signature}"
+    )
+    return {"x-amz-date": amz_date, "authorization": authorization}

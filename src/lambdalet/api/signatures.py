@@ -1,0 +1,135 @@
+"""SigV4 on the AWS APIs, when ``LAMBDALET_VERIFY_SIGNATURES`` is on.
+
+Every request to the Lambda API (Invoke included), the EventBridge Scheduler and API Gateway v2
+subsets, SQS and SNS must then carry a valid AWS Signature Version 4 (``lambdalet.sigv4``) made
+with a key of ``LAMBDALET_CREDENTIALS`` for this node's region, and the credential scope of the
+service it calls (``lambda``, ``scheduler``, ``apigateway``, ``sqs``, ``sns``), as AWS checks
+them. Refused requests get AWS's 403 errors in the protocol of the service they called:
+``MissingAuthenticationTokenException`` (not signed), ``UnrecognizedClientException`` (an
+access key this node does not have) or ``InvalidSignatureException`` (anything else: a wrong
+secret, a clock more than 5 minutes off, a body that does not match), with the reason in the
+message; the query protocol (SNS) names them ``MissingAuthenticationToken``,
+``InvalidClientTokenId`` and ``SignatureDoesNotMatch``.
+
+Not checked, as they are not AWS APIs: lambdalet's own endpoints under ``/_lambdalet/`` (health,
+the code download links GetFunction hands out, which stand for AWS's presigned S3 URLs, and the
+log feed of ``lambdalet logs``, which is checked like the Lambda API) and ``/metrics``; nor
+function URLs and HTTP API routes, which have their own auth (AuthType, authorizers) and reach
+the node ahead of this check.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lambdalet.errors import (
+    AwsError,
+    InvalidSignatureException,
+    MissingAuthenticationTokenException,
+    RequestTooLargeException,
+    UnrecognizedClientException,
+)
+from lambdalet.queues import sqs_api
+from lambdalet.sigv4 import MISSING, UNKNOWN_KEY, SignatureError, SignedRequest, verify
+from lambdalet.topics import sns_api
+
+# CreateFunction with a 50 MB zip, base64 in JSON, is the largest request an API takes.
+MAX_SIGNED_BODY_BYTES = 72 * 1024 * 1024
+UNCHECKED_PREFIXES = ("/_lambdalet/health", "/_lambdalet/code/", "/metrics")
+
+
+def service_of(scope: Scope) -> str | None:
+    """The credential-scope service a request calls, or None if it is not checked."""
+    path: str = scope["path"]
+    if path.startswith(UNCHECKED_PREFIXES):
+        return None
+    if path == "/" and scope["method"] == "POST":
+        target = dict(scope["headers"]).get(b"x-amz-target", b"")
+        return "sqs" if target.startswith(sqs_api.TARGET_PREFIX.encode()) else "sns"
+    if path.startswith("/schedules"):
+        return "scheduler"
+    if path.startswith("/v2/"):
+        return "apigateway"
+    return "lambda"
+
+
+def refusal(error: SignatureError) -> AwsError:
+    """The AWS error for a request whose signature does not check out."""
+    message = str(error)
+    if error.reason == MISSING:
+        return MissingAuthenticationTokenException(f"Missing Authentication Token: {message}")
+    if error.reason == UNKNOWN_KEY:
+        return UnrecognizedClientException(message)
+    return InvalidSignatureException(message)
+
+
+def error_response(service: str, error: AwsError) -> Response:
+    """``error`` in the protocol of ``service``."""
+    request_id = str(uuid.uuid4())
+    if service == "sqs":
+        return sqs_api.error_response(error, request_id)
+    if service == "sns":
+        code = getattr(error, "query_code", error.code)
+        return sns_api.error_response(code, error.message, error.status, request_id)
+    return Response(
+        json.dumps(error.body()), status_code=error.status, headers=error.headers(request_id)
+    )
+
+
+class SignaturesRequired:
+    """Pure ASGI: checks a request's signature (reading its whole body, then handing the body
+    on to ``app`` as it came) before ``app`` sees it."""
+
+    def __init__(self, app: ASGIApp, keys: Mapping[str, tuple[str, str]], *, region: str) -> None:
+        self.app = app
+        self.keys = keys
+        self.region = region
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service = service_of(scope) if scope["type"] == "http" else None
+        if service is None:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_SIGNED_BODY_BYTES:
+                error = RequestTooLargeException("Request must be smaller than 72 MB")
+                await error_response(service, error)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        signed = SignedRequest(
+            method=scope["method"],
+            raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
+            raw_query=scope["query_string"].decode("latin-1"),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            body=body,
+        )
+        try:
+            verify(signed, self.keys, region=self.region, service=service)
+        except SignatureError as error:
+            await error_response(service, refusal(error))(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
