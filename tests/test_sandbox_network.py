@@ -167,6 +167,19 @@ def test_function_with_the_default_network_reaches_the_host(
     assert accepted(listener) == b"hello from the sandbox"
 
 
+def test_tagging_a_warm_function_no_network_cuts_its_next_sandbox_off(
+    deploy: Deploy, lambda_client: Any, listener: socket.socket
+) -> None:
+    port = listener.getsockname()[1]
+    created = deploy(CONNECT)
+    assert invoke(lambda_client, created["FunctionName"], {"port": port})["outcome"] == "connected"
+    assert accepted(listener) == b"hello from the sandbox"
+    lambda_client.tag_resource(Resource=created["FunctionArn"], Tags=NO_NETWORK)
+    result = invoke(lambda_client, created["FunctionName"], {"port": port})
+    assert result == {"outcome": "ECONNREFUSED", "interfaces": ["lo"]}
+    assert accepted(listener) is None
+
+
 def test_custom_runtime_with_no_network_reaches_the_runtime_api_through_the_relay(
     deploy: Deploy, lambda_client: Any, listener: socket.socket
 ) -> None:

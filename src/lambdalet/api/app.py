@@ -32,6 +32,7 @@ from lambdalet.api import (
     layers,
     permissions,
     scheduler,
+    tags,
 )
 from lambdalet.api.invoke import InvokeFirst
 from lambdalet.api.requests import existing_function, node_of
@@ -244,6 +245,9 @@ def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
         Route(POLICY, permissions.add_permission, methods=["POST"]),
         Route(POLICY, permissions.get_policy, methods=["GET"]),
         Route(POLICY + "/{statement_id:str}", permissions.remove_permission, methods=["DELETE"]),
+        Route(tags.PATH, tags.tag_resource, methods=["POST"]),
+        Route(tags.PATH, tags.untag_resource, methods=["DELETE"]),
+        Route(tags.PATH, tags.list_tags, methods=["GET"]),
         Route("/", aws_json_target, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         *apigateway.routes(),

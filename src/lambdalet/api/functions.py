@@ -32,6 +32,7 @@ from lambdalet.api.requests import (
     require_range,
     require_string,
 )
+from lambdalet.api.tags import check_tags
 from lambdalet.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -261,10 +262,7 @@ async def create_function(request: Request) -> Response:
     )
     config = _apply_settings(blank, body, node)
     config = config.evolve(architectures=_check_architectures(body.get("Architectures")))
-    tags = body.get("Tags") or {}
-    if not isinstance(tags, dict):
-        raise InvalidParameterValueException("Tags must map strings to strings")
-    config = config.evolve(tags={str(k): str(v) for k, v in tags.items()})
+    config = config.evolve(tags=check_tags(body.get("Tags") or {}))
     if await node.store.get_function(name) is not None:
         raise ResourceConflictException(f"Function already exist: {name}")
     if "Layers" in body:
