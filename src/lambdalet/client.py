@@ -203,6 +203,12 @@ class Client:
             request_id=response.headers.get("x-amzn-requestid", ""),
         )
 
+    def usage(self, month: str | None = None) -> dict[str, Any]:
+        """The usage and cost report of a month (YYYY-MM; default: this one)."""
+        params = {"month": month} if month else {}
+        report: dict[str, Any] = self._call("GET", "/_lambdalet/usage", params=params).json()
+        return report
+
     def read_logs(self, name: str, after_id: int = 0) -> list[dict[str, Any]]:
         """Log events of a function with ids above ``after_id``."""
         path = f"/_lambdalet/functions/{quote(name)}/logs"

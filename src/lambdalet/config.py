@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     account_id: str = "000000000000"
     billing_increment_ms: int = Field(default=1, description="1 (current AWS) or 100 (classic)")
+    price_per_gb_second: float = Field(
+        default=0.0000166667, ge=0, description="USD per GB-second of billed compute (AWS x86)"
+    )
+    price_per_million_requests: float = Field(
+        default=0.20, ge=0, description="USD per million invocations"
+    )
+    free_tier_gb_seconds: float = Field(
+        default=400_000, ge=0, description="GB-seconds free each month (AWS's free tier)"
+    )
+    free_tier_requests: int = Field(
+        default=1_000_000, ge=0, description="invocations free each month (AWS's free tier)"
+    )
     keep_alive_ms: int = Field(
         default=600_000, description="idle time before a sandbox stops (the fixed policy's)"
     )

@@ -155,6 +155,17 @@ class InvocationRecord:
 
 
 @dataclass(frozen=True)
+class FunctionUsage:
+    """What a function's metered invocations add up to over a period."""
+
+    function_name: str
+    invocations: int
+    errors: int
+    billed_duration_ms: int
+    mb_ms: int  # billed milliseconds times MemorySize, summed: GB-seconds × 1024 × 1000
+
+
+@dataclass(frozen=True)
 class LogEvent:
     """One log line of a function, in the order it was written."""
 

@@ -33,6 +33,7 @@ from lambdalet.api import (
     permissions,
     scheduler,
     tags,
+    usage,
 )
 from lambdalet.api.invoke import InvokeFirst
 from lambdalet.api.requests import existing_function, node_of
@@ -237,6 +238,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
         Route(MAPPING, event_source_mappings.update_event_source_mapping, methods=["PUT"]),
         Route(MAPPING, event_source_mappings.delete_event_source_mapping, methods=["DELETE"]),
         Route("/_lambdalet/health", health, methods=["GET"]),
+        Route("/_lambdalet/usage", usage.usage_report, methods=["GET"]),
         Route(FUNCTION_URL, function_urls.create_function_url_config, methods=["POST"]),
         Route(FUNCTION_URL, function_urls.get_function_url_config, methods=["GET"]),
         Route(FUNCTION_URL, function_urls.update_function_url_config, methods=["PUT"]),

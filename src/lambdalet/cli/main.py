@@ -204,6 +204,40 @@ def list_command(endpoint_url: Endpoint = "http://127.0.0.1:9000") -> None:
 
 
 @app.command()
+def usage(
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (UTC); default: this month")] = None,
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Print a month's invocations, GB-seconds and cost per function, after the free tier."""
+    client = _client(endpoint_url)
+    try:
+        found = client.usage(month)
+    except (ApiError, httpx_errors()) as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    table = Table("Function", "Invocations", "Errors", "Billed (ms)", "GB-seconds", "List cost")
+    for line in found["Functions"]:
+        table.add_row(
+            line["FunctionName"],
+            f"{line['Invocations']:,}",
+            f"{line['Errors']:,}",
+            f"{line['BilledDurationMs']:,}",
+            f"{line['GBSeconds']:,.3f}",
+            f"${line['ListCost']:,.4f}",
+        )
+    console.print(f"usage in {found['Month']} (UTC)")
+    console.print(table)
+    totals, free, cost = found["Totals"], found["FreeTier"], found["Cost"]
+    console.print(
+        f"total {totals['Invocations']:,} invocations, {totals['GBSeconds']:,.3f} GB-s;"
+        f" free tier {free['Requests']:,} invocations, {free['GBSeconds']:,.3f} GB-s;"
+        f" to pay ${cost['Requests']:,.4f} requests + ${cost['Compute']:,.4f} compute ="
+        f" ${cost['Total']:,.4f}"
+    )
+
+
+@app.command()
 def logs(
     name: Annotated[str, typer.Argument(help="function name")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,

@@ -14,6 +14,7 @@ from lambdalet.models import (
     AsyncEvent,
     EventRetry,
     FunctionConfig,
+    FunctionUsage,
     InvocationRecord,
     LayerVersion,
     LogEvent,
@@ -115,6 +116,9 @@ class Store(Protocol):
 
     async def list_invocations(self, function_name: str, limit: int) -> list[InvocationRecord]:
         """The newest invocation records of a function, newest first."""
+
+    async def usage(self, since_unix_ms: int, until_unix_ms: int) -> list[FunctionUsage]:
+        """Per function, by name: its invocations that started in [since, until), summed."""
 
     async def enqueue_event(
         self, function_name: str, qualifier: str, payload: bytes, request_id: str

@@ -18,6 +18,7 @@ from lambdalet.models import (
     AsyncEvent,
     EventRetry,
     FunctionConfig,
+    FunctionUsage,
     InvocationRecord,
     LayerVersion,
     LogEvent,
@@ -217,6 +218,17 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryResources):
     async def list_invocations(self, function_name: str, limit: int) -> list[InvocationRecord]:
         found = [r for r in self._invocations if r.function_name == function_name]
         return sorted(found, key=lambda r: r.started_unix_ms, reverse=True)[:limit]
+
+    async def usage(self, since_unix_ms: int, until_unix_ms: int) -> list[FunctionUsage]:
+        sums: dict[str, list[int]] = {}
+        for record in self._invocations:
+            if since_unix_ms <= record.started_unix_ms < until_unix_ms:
+                total = sums.setdefault(record.function_name, [0, 0, 0, 0])
+                total[0] += 1
+                total[1] += record.error_type is not None
+                total[2] += record.billed_duration_ms
+                total[3] += record.billed_duration_ms * record.memory_mb
+        return [FunctionUsage(name, *sums[name]) for name in sorted(sums)]
 
     async def enqueue_event(
         self, function_name: str, qualifier: str, payload: bytes, request_id: str

@@ -27,6 +27,7 @@ from lambdalet.errors import (
 from lambdalet.models import (
     Alias,
     FunctionConfig,
+    FunctionUsage,
     InvocationRecord,
     LayerVersion,
     LogEvent,
@@ -489,6 +490,19 @@ class SqliteStore(SqliteEvents, SqliteQueues, SqliteSchedules, SqliteResources):
                 (function_name, after_id, limit),
             ).fetchall()
             return [(row[0], LogEvent(*row[1:])) for row in rows]
+
+        return await self._run(select)
+
+    async def usage(self, since_unix_ms: int, until_unix_ms: int) -> list[FunctionUsage]:
+        def select(db: sqlite3.Connection) -> list[FunctionUsage]:
+            rows = db.execute(
+                "SELECT function_name, COUNT(*), COUNT(error_type),"
+                " SUM(billed_duration_ms), SUM(billed_duration_ms * memory_mb) FROM invocations"
+                " WHERE started_unix_ms >= ? AND started_unix_ms < ?"
+                " GROUP BY function_name ORDER BY function_name",
+                (since_unix_ms, until_unix_ms),
+            ).fetchall()
+            return [FunctionUsage(*row) for row in rows]
 
         return await self._run(select)
 
