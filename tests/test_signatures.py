@@ -127,6 +127,10 @@ def test_unsigned_stale_or_tampered_requests_are_refused(server: ServerThread) -
 def test_lambdalets_own_endpoints_need_no_signature(server: ServerThread) -> None:
     assert httpx.get(f"{server.url}/_lambdalet/health").status_code == 200
     assert httpx.get(f"{server.url}/metrics").status_code == 200
+    assert httpx.get(f"{server.url}/", follow_redirects=True).status_code == 200  # the page
+    # What the page reads is account data: checked like the Lambda API.
+    assert httpx.get(f"{server.url}/_lambdalet/usage").status_code == 403
+    assert httpx.get(f"{server.url}/_lambdalet/functions/echo/logs").status_code == 403
 
 
 def test_lambdalets_client_signs(server: ServerThread, tmp_path: Path) -> None:

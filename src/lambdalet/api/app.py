@@ -12,12 +12,19 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -152,6 +159,20 @@ async def aws_json_target(request: Request) -> Response:
     raise UnknownOperationException(f"No operation for POST / with X-Amz-Target '{target}'")
 
 
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+DASHBOARD = "/_lambdalet/dashboard"
+
+
+async def dashboard(request: Request) -> Response:
+    """The dashboard: one page, no build step (``web/index.html``)."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+
+async def home(request: Request) -> Response:
+    """``GET /``, which no AWS API uses: to the dashboard."""
+    return RedirectResponse(DASHBOARD)
+
+
 async def health(request: Request) -> Response:
     """Liveness: 200 once the node has started."""
     return JSONResponse({"status": "ok"})
@@ -251,6 +272,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> HostDispatch:
         Route(tags.PATH, tags.untag_resource, methods=["DELETE"]),
         Route(tags.PATH, tags.list_tags, methods=["GET"]),
         Route("/", aws_json_target, methods=["POST"]),
+        Route("/", home, methods=["GET"]),
+        Route(DASHBOARD, dashboard, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *apigateway.routes(),
     ]

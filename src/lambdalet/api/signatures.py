@@ -11,11 +11,12 @@ secret, a clock more than 5 minutes off, a body that does not match), with the r
 message; the query protocol (SNS) names them ``MissingAuthenticationToken``,
 ``InvalidClientTokenId`` and ``SignatureDoesNotMatch``.
 
-Not checked, as they are not AWS APIs: lambdalet's own endpoints under ``/_lambdalet/`` (health,
-the code download links GetFunction hands out, which stand for AWS's presigned S3 URLs, and the
-log feed of ``lambdalet logs``, which is checked like the Lambda API) and ``/metrics``; nor
+Not checked, as they are not AWS APIs: health, the code download links GetFunction hands out
+(they stand for AWS's presigned S3 URLs), ``/metrics`` and the dashboard's page (``GET /`` leads
+there; the data it reads is checked, so it shows data only of nodes that do not check); nor
 function URLs and HTTP API routes, which have their own auth (AuthType, authorizers) and reach
-the node ahead of this check.
+the node ahead of this check. lambdalet's log feed and usage report are checked like the Lambda
+API.
 """
 
 from __future__ import annotations
@@ -40,14 +41,19 @@ from lambdalet.topics import sns_api
 
 # CreateFunction with a 50 MB zip, base64 in JSON, is the largest request an API takes.
 MAX_SIGNED_BODY_BYTES = 72 * 1024 * 1024
-UNCHECKED_PREFIXES = ("/_lambdalet/health", "/_lambdalet/code/", "/metrics")
+UNCHECKED_PREFIXES = (
+    "/_lambdalet/health",
+    "/_lambdalet/code/",
+    "/_lambdalet/dashboard",
+    "/metrics",
+)
 
 
 def service_of(scope: Scope) -> str | None:
     """The credential-scope service a request calls, or None if it is not checked."""
     path: str = scope["path"]
-    if path.startswith(UNCHECKED_PREFIXES):
-        return None
+    if path.startswith(UNCHECKED_PREFIXES) or (path == "/" and scope["method"] == "GET"):
+        return None  # lambdalet's own, or the way to the dashboard
     if path == "/" and scope["method"] == "POST":
         target = dict(scope["headers"]).get(b"x-amz-target", b"")
         return "sqs" if target.startswith(sqs_api.TARGET_PREFIX.encode()) else "sns"
