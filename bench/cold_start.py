@@ -438,6 +438,20 @@ def measure_cold_and_fresh(
                 row.fork.reason = str(error)
 
 
+def create_function(client: Client, name: str, prepared: Prepared, **settings: Any) -> None:
+    """CreateFunction of the prepared example, as every row creates it: 512 MB (CPU follows
+    memory, as on AWS), FUNCTION_TIMEOUT_S."""
+    client.create_function(
+        name,
+        zip_directory(prepared.function_dir),
+        Runtime=prepared.runtime_id,
+        Handler=prepared.handler,
+        Timeout=FUNCTION_TIMEOUT_S,
+        MemorySize=512,
+        **settings,
+    )
+
+
 def measure_prepared(
     row: RuntimeRow,
     prepared: Prepared,
@@ -451,14 +465,7 @@ def measure_prepared(
     row.fresh.command = prepared.fresh_command
     name = f"bench-{spec.key}"
     try:
-        client.create_function(
-            name,
-            zip_directory(prepared.function_dir),
-            Runtime=prepared.runtime_id,
-            Handler=prepared.handler,
-            Timeout=FUNCTION_TIMEOUT_S,
-            MemorySize=512,
-        )
+        create_function(client, name, prepared)
     except (ApiError, OSError) as error:
         row.reason = f"CreateFunction failed: {error}"
         return
@@ -550,15 +557,7 @@ def measure_isolated_row(
     with started(server):
         try:
             settings: dict[str, Any] = {"SnapStart": {"ApplyOn": "PublishedVersions"}}
-            client.create_function(
-                name,
-                zip_directory(prepared.function_dir),
-                Runtime=prepared.runtime_id,
-                Handler=prepared.handler,
-                Timeout=FUNCTION_TIMEOUT_S,
-                MemorySize=512,
-                **(settings if snapshot else {}),
-            )
+            create_function(client, name, prepared, **(settings if snapshot else {}))
             if snapshot:
                 qualifier = publish_version(port, name)
             what = f"{name}:{qualifier}" if qualifier else name
@@ -626,14 +625,7 @@ def measure_warm_after_pause(
     name = "bench-after-pause"
     with started(server):
         try:
-            client.create_function(
-                name,
-                zip_directory(prepared.function_dir),
-                Runtime=prepared.runtime_id,
-                Handler=prepared.handler,
-                Timeout=FUNCTION_TIMEOUT_S,
-                MemorySize=512,
-            )
+            create_function(client, name, prepared)
             invoker.invoke(name, FIRST_INVOKE_TIMEOUT_S)  # the cold start: not counted
             for _ in range(args.cold):
                 time.sleep(ISOLATED_PAUSE_MS / 1000)
