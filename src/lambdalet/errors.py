@@ -130,31 +130,35 @@ class UnknownOperationException(AwsError):
     message_key = "message"
 
 
-class MissingAuthenticationTokenException(AwsError):
-    """Raised when a request that must be signed (SigV4) is not."""
+class AuthenticationError(AwsError):
+    """Raised when a request's SigV4 signature is missing or does not check out (403).
 
-    code = "MissingAuthenticationTokenException"
-    status = 403
-    message_key = "message"
-    query_code: ClassVar[str] = "MissingAuthenticationToken"  # its code in the query protocol
+    ``query_code`` is the error's code in the query protocol (SNS, and SQS's legacy header),
+    where AWS names it as IAM does."""
 
-
-class UnrecognizedClientException(AwsError):
-    """Raised when a request is signed with an access key this node does not have."""
-
-    code = "UnrecognizedClientException"
-    status = 403
-    message_key = "message"
-    query_code: ClassVar[str] = "InvalidClientTokenId"
-
-
-class InvalidSignatureException(AwsError):
-    """Raised when a request's SigV4 signature does not check out (wrong secret, stale time)."""
-
-    code = "InvalidSignatureException"
     status = 403
     message_key = "message"
     query_code: ClassVar[str] = "SignatureDoesNotMatch"
+
+
+class MissingAuthenticationTokenException(AuthenticationError):
+    """Raised when a request that must be signed (SigV4) is not."""
+
+    code = "MissingAuthenticationTokenException"
+    query_code = "MissingAuthenticationToken"
+
+
+class UnrecognizedClientException(AuthenticationError):
+    """Raised when a request is signed with an access key this node does not have."""
+
+    code = "UnrecognizedClientException"
+    query_code = "InvalidClientTokenId"
+
+
+class InvalidSignatureException(AuthenticationError):
+    """Raised when a request's SigV4 signature does not check out (wrong secret, stale time)."""
+
+    code = "InvalidSignatureException"
 
 
 class ConflictException(AwsError):

@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdalet.errors import (
+    AuthenticationError,
     AwsError,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
@@ -64,7 +65,7 @@ def service_of(scope: Scope) -> str | None:
     return "lambda"
 
 
-def refusal(error: SignatureError) -> AwsError:
+def refusal(error: SignatureError) -> AuthenticationError:
     """The AWS error for a request whose signature does not check out."""
     message = str(error)
     if error.reason == MISSING:
@@ -80,7 +81,7 @@ def error_response(service: str, error: AwsError) -> Response:
     if service == "sqs":
         return sqs_api.error_response(error, request_id)
     if service == "sns":
-        code = getattr(error, "query_code", error.code)
+        code = error.query_code if isinstance(error, AuthenticationError) else error.code
         return sns_api.error_response(code, error.message, error.status, request_id)
     return Response(
         json.dumps(error.body()), status_code=error.status, headers=error.headers(request_id)

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from lambdalet.api.requests import node_of, parse_json, read_body
 from lambdalet.errors import (
+    AuthenticationError,
     AwsError,
     InvalidRequestContentException,
     QueueError,
@@ -243,7 +244,7 @@ def error_response(error: AwsError, request_id: str) -> Response:
         body, query_error = error.body(), error.query_error
     else:
         fault = "Receiver" if error.status >= 500 else "Sender"
-        legacy_code = getattr(error, "query_code", error.code)  # the query protocol's, if other
+        legacy_code = error.query_code if isinstance(error, AuthenticationError) else error.code
         body, query_error = (
             {"__type": error.code, "message": error.message},
             f"{legacy_code};{fault}",
