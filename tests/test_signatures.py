@@ -143,6 +143,10 @@ def test_lambdalets_client_signs(server: ServerThread, tmp_path: Path) -> None:
     try:
         ours.deploy(function_dir)
         assert json.loads(ours.invoke("from-cli", b'{"n": 3}').payload) == {"n": 3}
+        # Each signed for the service its path belongs to: the Scheduler, API Gateway v2.
+        assert isinstance(ours.list_schedules(), list)
+        assert ours.http_api("signed-api", create=True) is not None
+        assert ours.usage()["Month"]
     finally:
         ours.close()
 

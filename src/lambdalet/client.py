@@ -24,7 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from lambdalet.errors import LambdaletError
-from lambdalet.sigv4 import SignedRequest, sign
+from lambdalet.sigv4 import SignedRequest, service_of, sign
 
 MANIFEST = "lambdalet.json"
 DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lambdalet"
@@ -80,7 +80,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 
 class SigV4(httpx.Auth):
-    """Signs each request with SigV4 for the Lambda service (its host and body)."""
+    """Signs each request with SigV4 (its host and body), for the service its path belongs to:
+    Lambda, the Scheduler or API Gateway v2."""
 
     requires_request_body = True
 
@@ -99,8 +100,9 @@ class SigV4(httpx.Auth):
             headers=[("host", request.headers["host"])],
             body=request.content,
         )
+        service = service_of(request.method, raw_path)
         request.headers.update(
-            sign(signed, self.access_key, self.secret, region=self.region, service="lambda")
+            sign(signed, self.access_key, self.secret, region=self.region, service=service)
         )
         yield request
 

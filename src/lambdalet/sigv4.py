@@ -237,6 +237,21 @@ def verify(
     return Caller(access_key=access_key, account_id=account_id)
 
 
+SQS_TARGET_PREFIX = "AmazonSQS."  # X-Amz-Target of SQS's JSON protocol
+
+
+def service_of(method: str, path: str, target: str = "") -> str:
+    """The credential-scope service of a request to one of the AWS APIs lambdalet serves, by
+    its path (and, for ``POST /``, its ``X-Amz-Target``): SQS and SNS share ``POST /``."""
+    if path == "/" and method == "POST":
+        return "sqs" if target.startswith(SQS_TARGET_PREFIX) else "sns"
+    if path.startswith("/schedules"):
+        return "scheduler"
+    if path.startswith("/v2/"):
+        return "apigateway"
+    return "lambda"
+
+
 def _signature(key: bytes, canonical_request: list[str], amz_date: str, scope: str) -> str:
     """The hex signature of a canonical request's lines."""
     digest = hashlib.sha256("\n".join(canonical_request).encode()).hexdigest()

@@ -37,7 +37,14 @@ from lambdalet.errors import (
     UnrecognizedClientException,
 )
 from lambdalet.queues import sqs_api
-from lambdalet.sigv4 import MISSING, UNKNOWN_KEY, SignatureError, SignedRequest, verify
+from lambdalet.sigv4 import (
+    MISSING,
+    UNKNOWN_KEY,
+    SignatureError,
+    SignedRequest,
+    service_of,
+    verify,
+)
 from lambdalet.topics import sns_api
 
 # CreateFunction with a 50 MB zip, base64 in JSON, is the largest request an API takes.
@@ -50,19 +57,13 @@ UNCHECKED_PREFIXES = (
 )
 
 
-def service_of(scope: Scope) -> str | None:
+def checked_service(scope: Scope) -> str | None:
     """The credential-scope service a request calls, or None if it is not checked."""
     path: str = scope["path"]
     if path.startswith(UNCHECKED_PREFIXES) or (path == "/" and scope["method"] == "GET"):
         return None  # lambdalet's own, or the way to the dashboard
-    if path == "/" and scope["method"] == "POST":
-        target = dict(scope["headers"]).get(b"x-amz-target", b"")
-        return "sqs" if target.startswith(sqs_api.TARGET_PREFIX.encode()) else "sns"
-    if path.startswith("/schedules"):
-        return "scheduler"
-    if path.startswith("/v2/"):
-        return "apigateway"
-    return "lambda"
+    target = dict(scope["headers"]).get(b"x-amz-target", b"").decode("latin-1")
+    return service_of(scope["method"], path, target)
 
 
 def refusal(error: SignatureError) -> AuthenticationError:
@@ -98,7 +99,7 @@ class SignaturesRequired:
         self.region = region
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        service = service_of(scope) if scope["type"] == "http" else None
+        service = checked_service(scope) if scope["type"] == "http" else None
         if service is None:
             await self.app(scope, receive, send)
             return

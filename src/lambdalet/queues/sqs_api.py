@@ -31,10 +31,11 @@ from lambdalet.errors import (
 )
 from lambdalet.queues.messages import md5_of_attributes, md5_of_body, received_shape
 from lambdalet.queues.service import QueueService
+from lambdalet.sigv4 import SQS_TARGET_PREFIX
 
 log = logging.getLogger(__name__)
 
-TARGET_PREFIX = "AmazonSQS."
+TARGET_PREFIX = SQS_TARGET_PREFIX
 CONTENT_TYPE = "application/x-amz-json-1.0"
 # A batch of ten 256 KiB messages is refused by size later, with SQS's own error.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
