@@ -96,6 +96,12 @@ def test_an_idle_sandbox_launcher_is_a_shell_and_stop_ends_all(
             launcher = sandbox._process.pid
             [init] = children(launcher)
             runtime = children(init)[0]
+            # The init execs its native program once it has forked the runtime: maybe only
+            # after the invocation, on a busy machine.
+            for _ in range(1000):  # 10 s at most
+                if program(init) == b"lambdalet-init":
+                    break
+                await asyncio.sleep(0.01)
             seen = {
                 "launcher_exe": os.readlink(f"/proc/{launcher}/exe"),
                 "launcher_pss_kb": pss_kb(launcher),

@@ -103,13 +103,20 @@ def test_a_wrong_secret_or_an_unknown_key_is_refused_in_each_protocol(
 
 
 def test_unsigned_stale_or_tampered_requests_are_refused(server: ServerThread) -> None:
+    client(server, "lambda").create_function(
+        FunctionName="echo-raw",
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": ECHO})},
+    )
     url = f"{server.url}/2015-03-31/functions/"
     unsigned = httpx.get(url)
     assert unsigned.status_code == 403
     assert unsigned.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
     assert unsigned.json()["message"].startswith("Missing Authentication Token")
     host = httpx.URL(server.url).netloc.decode()
-    path = "/2015-03-31/functions/echo/invocations"
+    path = "/2015-03-31/functions/echo-raw/invocations"
     request = SignedRequest("POST", path, "", [("host", host)], b'{"n": 1}')
     stale = sign(
         request, KEY, SECRET, region="us-east-1", service="lambda", now_s=time.time() - 900
