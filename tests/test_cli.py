@@ -361,3 +361,16 @@ def test_rm_of_an_unknown_function_fails(server: ServerThread, function_name: st
     result = lambdalet(server, "rm", function_name)
     assert result.returncode == 1
     assert "ResourceNotFoundException" in result.stderr
+
+
+def test_bench_invokes_many_times_and_counts_what_came_back(
+    server: ServerThread, deployed: str
+) -> None:
+    result = lambdalet(server, "bench", deployed, "-n", "40", "-c", "4", env=cli_env(COLUMNS="200"))
+    assert result.returncode == 0, result.stderr
+    # The table's row of counts, whatever characters draw its box.
+    row = next(line for line in result.stdout.splitlines() if re.match(r"^\W*40\W", line))
+    assert re.findall(r"\d[\d,]*", row)[:5] == ["40", "40", "0", "0", "0"], result.stdout
+    assert "latency (ms): p50" in result.stdout
+    failing = lambdalet(server, "bench", "no-such-function", "-n", "3", "-c", "2")
+    assert failing.returncode == 1  # 404s are failures

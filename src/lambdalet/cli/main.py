@@ -170,6 +170,40 @@ def invoke(
         raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="function name")],
+    requests: Annotated[int, typer.Option("--requests", "-n", min=1, help="invokes")] = 1000,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="invokes in flight")
+    ] = 8,
+    payload: Annotated[str, typer.Option(help="JSON event")] = "{}",
+    endpoint_url: Endpoint = "http://127.0.0.1:9000",
+) -> None:
+    """Invoke a function many times at once; print invokes/s and latency percentiles."""
+    from lambdalet.cli.bench import run_load
+
+    result = run_load(
+        endpoint_url, name, payload.encode(), requests=requests, concurrency=concurrency
+    )
+    table = Table("requests", "ok", "function errors", "throttled", "failed", "invokes/s")
+    table.add_row(
+        f"{result.requests:,}",
+        f"{result.ok:,}",
+        f"{result.function_errors:,}",
+        f"{result.throttled:,}",
+        f"{result.failed:,}",
+        f"{result.per_s:,.0f}",
+    )
+    console.print(table)
+    points = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+    console.print(
+        "latency (ms): " + ", ".join(f"{k} {result.percentile_ms(q):.2f}" for k, q in points)
+    )
+    if result.failed:
+        raise typer.Exit(1)
+
+
 def httpx_errors() -> type[Exception]:
     """The httpx error base class, imported lazily."""
     import httpx
