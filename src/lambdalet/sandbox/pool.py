@@ -199,11 +199,7 @@ class PooledSandbox(NamespacesSandbox):
         """Lay out the root, make the cgroups, have the zygote fork the sandbox's init, move it
         into the cgroups, hand it its plan and map its ids (blocking: runs in a thread)."""
         assert self._zygote is not None
-        try:
-            argv = self._command()
-        except SandboxError as error:
-            payload = error_payload("Runtime.Unknown", f"RequestId: Error: {error}")
-            raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
+        argv = self._checked_command()
         try:
             init = self._zygote.fork(output_fd, channel_fd)
         except OSError as error:

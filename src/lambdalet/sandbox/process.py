@@ -223,11 +223,7 @@ class ProcessSandbox:
         Popen (vfork and exec) rather than the event loop's subprocess support: uvloop's forks
         the whole server process, which costs milliseconds on every cold start.
         """
-        try:
-            argv = self._command()
-        except SandboxError as error:
-            payload = error_payload("Runtime.Unknown", f"RequestId: Error: {error}")
-            raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
+        argv = self._checked_command()
         try:
             return self._popen(argv, env, inherited, output_fd)
         except OSError as error:
@@ -235,6 +231,14 @@ class ProcessSandbox:
             message = f"RequestId: Error: fork/exec {argv[0]}: {reason}"
             payload = error_payload("Runtime.InvalidEntrypoint", message)
             raise SandboxInitError(payload, "Runtime.InvalidEntrypoint", [], 0.0) from None
+
+    def _checked_command(self) -> list[str]:
+        """:meth:`_command`, a SandboxError of it raised as the sandbox's init error."""
+        try:
+            return self._command()
+        except SandboxError as error:
+            payload = error_payload("Runtime.Unknown", f"RequestId: Error: {error}")
+            raise SandboxInitError(payload, "Runtime.Unknown", [], 0.0) from None
 
     # What a backend that isolates the runtime overrides: the paths the runtime sees, its
     # command line and how its process is started.
