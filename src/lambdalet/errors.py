@@ -20,6 +20,7 @@ class AwsError(LambdaletError):
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "User"
     message_key: ClassVar[str] = "Message"
+    query_code: ClassVar[str | None] = None  # its code in the query protocol, where it differs
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -29,6 +30,10 @@ class AwsError(LambdaletError):
     def body(self) -> dict[str, Any]:
         """The JSON body AWS sends for this error."""
         return {"Type": self.error_type, self.message_key: self.message, **self.extra}
+
+    def query_protocol_code(self) -> str:
+        """The code the query protocol (SNS, and SQS's legacy header) answers it with."""
+        return self.query_code or self.code
 
     def headers(self, request_id: str) -> dict[str, str]:
         """The headers AWS sends with this error (a throttle says when to retry)."""
@@ -131,14 +136,12 @@ class UnknownOperationException(AwsError):
 
 
 class AuthenticationError(AwsError):
-    """Raised when a request's SigV4 signature is missing or does not check out (403).
-
-    ``query_code`` is the error's code in the query protocol (SNS, and SQS's legacy header),
-    where AWS names it as IAM does."""
+    """Raised when a request's SigV4 signature is missing or does not check out (403); the query
+    protocol names these errors as IAM does."""
 
     status = 403
     message_key = "message"
-    query_code: ClassVar[str] = "SignatureDoesNotMatch"
+    query_code = "SignatureDoesNotMatch"
 
 
 class MissingAuthenticationTokenException(AuthenticationError):

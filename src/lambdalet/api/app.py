@@ -43,7 +43,7 @@ from lambdalet.api import (
     usage,
 )
 from lambdalet.api.invoke import InvokeFirst
-from lambdalet.api.requests import existing_function, node_of
+from lambdalet.api.requests import error_response, existing_function, node_of
 from lambdalet.api.signatures import SignaturesRequired
 from lambdalet.errors import (
     AwsError,
@@ -75,12 +75,6 @@ FUNCTION_URL = "/2021-10-31/functions/{function_name:str}/url"
 POLICY = FUNCTION + "/policy"
 SCHEDULES = "/schedules"  # EventBridge Scheduler (rest-json)
 SCHEDULE = SCHEDULES + "/{name:str}"
-
-
-def error_response(error: AwsError, request_id: str | None = None) -> JSONResponse:
-    """An AWS-shaped error response."""
-    headers = error.headers(request_id or str(uuid.uuid4()))
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
 async def _aws_error(request: Request, exc: Exception) -> Response:

@@ -27,6 +27,7 @@ from lambdalet.api.requests import (
     collect_body,
     parse_function_name,
     parse_json,
+    receive_chunks,
 )
 from lambdalet.errors import (
     AwsError,
@@ -79,7 +80,7 @@ class InvokeFirst:
         params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
         try:
             status, reply_headers, body = await invoke(
-                self.node, raw_name, params, headers, _chunks(receive)
+                self.node, raw_name, params, headers, receive_chunks(receive)
             )
         except ClientDisconnect:
             return
@@ -167,14 +168,3 @@ def _error_reply(error: AwsError, request_id: str | None = None) -> Reply:
     headers["content-type"] = "application/json"
     body = json.dumps(error.body(), ensure_ascii=False, separators=(",", ":")).encode()
     return error.status, headers, body
-
-
-async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """A request body's chunks, as ASGI ``http.request`` messages bring them."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return

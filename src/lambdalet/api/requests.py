@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.types import Receive
 
 from lambdalet.errors import (
+    AwsError,
     InvalidRequestContentException,
     RequestTooLargeException,
     UnsupportedMediaTypeException,
@@ -87,6 +91,24 @@ async def collect_body(
             raise RequestTooLargeException(message)
         parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def receive_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """A request body's chunks, as ASGI ``http.request`` messages bring them; ClientDisconnect
+    if the client goes."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+def error_response(error: AwsError, request_id: str | None = None) -> JSONResponse:
+    """An AWS-shaped error response (REST-JSON APIs: ``x-amzn-ErrorType`` and a JSON body)."""
+    headers = error.headers(request_id or str(uuid.uuid4()))
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
 async def parse_json(body: bytes) -> Any:

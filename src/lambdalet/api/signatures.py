@@ -21,13 +21,15 @@ API.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lambdalet.api import requests
+from lambdalet.api.requests import collect_body, receive_chunks
 from lambdalet.errors import (
     AuthenticationError,
     AwsError,
@@ -82,11 +84,9 @@ def error_response(service: str, error: AwsError) -> Response:
     if service == "sqs":
         return sqs_api.error_response(error, request_id)
     if service == "sns":
-        code = error.query_code if isinstance(error, AuthenticationError) else error.code
+        code = error.query_protocol_code()
         return sns_api.error_response(code, error.message, error.status, request_id)
-    return Response(
-        json.dumps(error.body()), status_code=error.status, headers=error.headers(request_id)
-    )
+    return requests.error_response(error, request_id)
 
 
 class SignaturesRequired:
@@ -103,22 +103,16 @@ class SignaturesRequired:
         if service is None:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_SIGNED_BODY_BYTES:
-                error = RequestTooLargeException("Request must be smaller than 72 MB")
-                await error_response(service, error)(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        declared = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1") or None
+        try:
+            body = await collect_body(
+                receive_chunks(receive), declared, MAX_SIGNED_BODY_BYTES, "signed"
+            )
+        except ClientDisconnect:
+            return
+        except RequestTooLargeException as error:
+            await error_response(service, error)(scope, receive, send)
+            return
         signed = SignedRequest(
             method=scope["method"],
             raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),

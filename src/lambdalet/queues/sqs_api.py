@@ -21,7 +21,6 @@ from starlette.responses import Response
 
 from lambdalet.api.requests import node_of, parse_json, read_body
 from lambdalet.errors import (
-    AuthenticationError,
     AwsError,
     InvalidRequestContentException,
     QueueError,
@@ -245,10 +244,9 @@ def error_response(error: AwsError, request_id: str) -> Response:
         body, query_error = error.body(), error.query_error
     else:
         fault = "Receiver" if error.status >= 500 else "Sender"
-        legacy_code = error.query_code if isinstance(error, AuthenticationError) else error.code
         body, query_error = (
             {"__type": error.code, "message": error.message},
-            f"{legacy_code};{fault}",
+            f"{error.query_protocol_code()};{fault}",
         )
     return Response(
         json.dumps(body),
