@@ -7,16 +7,30 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from conftest import StoreFactory
 
 from lambdalet.models import AsyncEvent, EventRetry, now_ms
 from lambdalet.scheduler.async_queue import AsyncDispatcher
+from lambdalet.store.base import Store
 from lambdalet.store.sqlite import SqliteStore
 
 CONCURRENCY = 4
 EVENTS = 300
+
+
+async def dispatching(
+    store: Store, run_event: Callable[[AsyncEvent], Awaitable[EventRetry | None]]
+) -> AsyncDispatcher:
+    """A started dispatcher of ``run_event``, with EVENTS events enqueued one by one."""
+    dispatcher = AsyncDispatcher(store, run_event, CONCURRENCY)
+    await dispatcher.start()
+    for i in range(EVENTS):
+        await store.enqueue_event("f", "$LATEST", b"{}", f"r{i}")
+        dispatcher.notify()
+    return dispatcher
 
 
 def test_every_event_runs_and_is_settled(make_store: StoreFactory) -> None:
@@ -38,11 +52,7 @@ def test_every_event_runs_and_is_settled(make_store: StoreFactory) -> None:
                 return EventRetry(event.event_id, now_ms())  # a function error: once more
             return None
 
-        dispatcher = AsyncDispatcher(store, run_event, CONCURRENCY)
-        await dispatcher.start()
-        for i in range(EVENTS):
-            await store.enqueue_event("f", "$LATEST", b"{}", f"r{i}")
-            dispatcher.notify()
+        dispatcher = await dispatching(store, run_event)
         retried = {f"r{i}" for i in range(EVENTS) if str(i).endswith("7")}
         deadline = asyncio.get_running_loop().time() + 60
         while sum(runs.values()) < EVENTS + len(retried):
@@ -75,11 +85,7 @@ def test_running_rows_never_exceed_the_concurrency(tmp_path: Path) -> None:
             seen.append(outside.execute(query).fetchone()[0])
             return None
 
-        dispatcher = AsyncDispatcher(store, run_event, CONCURRENCY)
-        await dispatcher.start()
-        for i in range(EVENTS):
-            await store.enqueue_event("f", "$LATEST", b"{}", f"r{i}")
-            dispatcher.notify()
+        dispatcher = await dispatching(store, run_event)
         deadline = asyncio.get_running_loop().time() + 60
         while len(seen) < EVENTS:
             assert asyncio.get_running_loop().time() < deadline
