@@ -64,7 +64,9 @@ def checked_service(scope: Scope) -> str | None:
     path: str = scope["path"]
     if path.startswith(UNCHECKED_PREFIXES) or (path == "/" and scope["method"] == "GET"):
         return None  # lambdalet's own, or the way to the dashboard
-    target = dict(scope["headers"]).get(b"x-amz-target", b"").decode("latin-1")
+    target = ""
+    if path == "/":  # only there does the target tell two services apart
+        target = dict(scope["headers"]).get(b"x-amz-target", b"").decode("latin-1")
     return service_of(scope["method"], path, target)
 
 
