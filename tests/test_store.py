@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,6 +96,12 @@ def test_records_and_logs(make_store: StoreFactory) -> None:
         after = await store.read_logs("f", found[-1][0], 10)
         assert [e.message for _, e in after] == ["line 3", "line 4"]
         assert await store.read_logs("other", 0, 10) == []
+        # More than one INSERT statement holds (ROWS_PER_STATEMENT rows each), in order.
+        many = [replace(record, request_id=f"m{i}", started_unix_ms=10 + i) for i in range(1201)]
+        await store.record(many, [LogEvent("g", f"m{i}", 10 + i, f"m{i}") for i in range(1201)])
+        assert await store.list_invocations("f", 2000) == [*reversed(many), record]
+        lines = await store.read_logs("g", 0, 2000)
+        assert [e.message for _, e in lines] == [f"m{i}" for i in range(1201)]
         await store.close()
 
     run(scenario())
@@ -128,14 +135,17 @@ def test_concurrent_enqueues_are_all_committed_in_order(make_store: StoreFactory
         store = make_store()
         await store.open()
         ids = await asyncio.gather(
-            *(store.enqueue_event("f", "$LATEST", b"%d" % i, f"r{i}") for i in range(300))
+            *(store.enqueue_event("f", "$LATEST", b"%d" % i, f"r{i}") for i in range(1201))
         )
-        assert len(set(ids)) == 300
+        assert len(set(ids)) == 1201
         assert ids == sorted(ids)  # the order they were handed in
-        claimed = await store.claim_events(1000)
+        claimed = await store.claim_events(2000)
         assert [(e.event_id, e.request_id, e.payload) for e in claimed] == [
             (event_id, f"r{i}", b"%d" % i) for i, event_id in enumerate(ids)
         ]
+        assert await store.claim_events(2000, finished=ids[1:]) == []
+        assert await store.release_running_events() == 1  # all the others are gone
+        assert [e.event_id for e in await store.claim_events(2000)] == ids[:1]
         await store.close()
 
     run(scenario())

@@ -50,7 +50,7 @@ from lambdalet.store.sqlite_events import SqliteEvents
 from lambdalet.store.sqlite_queues import SqliteQueues
 from lambdalet.store.sqlite_resources import SqliteResources
 from lambdalet.store.sqlite_schedules import SqliteSchedules
-from lambdalet.store.sqlite_transaction import transaction
+from lambdalet.store.sqlite_transaction import insert_rows, transaction
 
 T = TypeVar("T")
 
@@ -468,13 +468,10 @@ class SqliteStore(SqliteEvents, SqliteQueues, SqliteSchedules, SqliteResources):
     async def record(self, invocations: list[InvocationRecord], logs: list[LogEvent]) -> None:
         def insert(db: sqlite3.Connection) -> None:
             with transaction(db, "DEFERRED"):
-                db.executemany(
-                    "INSERT INTO invocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [invocation_row(record) for record in invocations],
-                )
-                db.executemany(
-                    "INSERT INTO log_events (function_name, request_id, at_unix_ms, message)"
-                    " VALUES (?, ?, ?, ?)",
+                insert_rows(db, "invocations", [invocation_row(r) for r in invocations])
+                insert_rows(
+                    db,
+                    "log_events (function_name, request_id, at_unix_ms, message)",
                     [(e.function_name, e.request_id, e.at_unix_ms, e.message) for e in logs],
                 )
 

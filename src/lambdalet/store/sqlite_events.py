@@ -21,17 +21,14 @@ from typing import TypeVar
 
 from lambdalet.models import AsyncEvent, EventRetry, now_ms
 from lambdalet.store.group_commit import GroupCommit
-from lambdalet.store.sqlite_transaction import transaction
+from lambdalet.store.sqlite_transaction import ROWS_PER_STATEMENT, insert_rows, transaction
 
 T = TypeVar("T")
 
 # function_name, qualifier, payload, request_id, accepted_unix_ms
 EventRow = tuple[str, str, bytes, str, int]
 
-_INSERT = (
-    "INSERT INTO async_events (function_name, qualifier, payload, request_id, accepted_unix_ms)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
+_INSERT_INTO = "async_events (function_name, qualifier, payload, request_id, accepted_unix_ms)"
 _CLAIM = (
     "UPDATE async_events SET state = 'running', attempts = attempts + 1 WHERE id IN"
     " (SELECT id FROM async_events WHERE state = 'pending' AND not_before_ms <= ?"
@@ -65,13 +62,8 @@ class SqliteEvents:
 
     async def _insert_events(self, rows: list[EventRow]) -> list[int]:
         def insert(db: sqlite3.Connection) -> list[int]:
-            ids = []
             with transaction(db):
-                for row in rows:
-                    cursor = db.execute(_INSERT, row)
-                    assert cursor.lastrowid is not None
-                    ids.append(cursor.lastrowid)
-            return ids
+                return insert_rows(db, _INSERT_INTO, rows)
 
         return await self._run(insert)
 
@@ -89,10 +81,10 @@ class SqliteEvents:
     ) -> list[AsyncEvent]:
         def claim(db: sqlite3.Connection) -> list[AsyncEvent]:
             with transaction(db):
-                if finished:
-                    db.executemany(
-                        "DELETE FROM async_events WHERE id = ?", [(i,) for i in finished]
-                    )
+                for start in range(0, len(finished), ROWS_PER_STATEMENT):
+                    chunk = finished[start : start + ROWS_PER_STATEMENT]
+                    marks = ",".join("?" * len(chunk))
+                    db.execute(f"DELETE FROM async_events WHERE id IN ({marks})", chunk)
                 if retries:
                     db.executemany(
                         _RETRY,
