@@ -2,7 +2,7 @@
 
     python bench/throughput.py [--duration 5] [--warmup 2] [--concurrency 1,8,32]
                                [--client auto|wrk|python] [--systems lambdalet,floor,sls]
-                               [--no-install] [--out bench/results/throughput.json]
+                               [--rounds 1] [--no-install] [--out bench/results/throughput.json]
 
 Every system runs the same Python handler (``def handler(event, context): return {}``) and is
 driven the same way, one system at a time, each point bounded by ``--duration`` seconds:
@@ -44,6 +44,12 @@ not the client) used per request, from /proc, which is steadier than req/s on a 
 and the part of it spent in the Python processes below the server (lambdalet's sandboxes,
 serverless-offline's runners).
 
+With ``--rounds N`` the systems are measured N times over, one after the other (lambdalet,
+floor, serverless-offline, then again), so a slow or fast phase of a shared machine falls on
+all of them; each point reported is the median round by req/s (of an even number, the
+slower of the middle two), with every round's req/s
+printed beside the table and kept in the JSON (``rounds_requests_per_s``).
+
 Prints a table (req/s, p50, p99 per system and concurrency), the ratios lambdalet ÷
 serverless-offline (req/s), lambdalet p50 − floor p50 and lambdalet p50 − direct p50, and the
 DESIGN.md targets (≥ 5,000 invokes/s at concurrency 32; ≤ 0.5 ms p50 over the HTTP floor,
@@ -69,7 +75,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -198,6 +204,25 @@ class SystemRun:
     commands: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     points: list[Point] = field(default_factory=list)
+    # With --rounds N: req/s of every round by concurrency; ``points`` holds the median rounds.
+    rounds_requests_per_s: dict[int, list[float]] = field(default_factory=dict)
+
+
+def median_of_rounds(rounds: list[SystemRun]) -> SystemRun:
+    """One system's rounds as one run: at each concurrency the point of the median round (by
+    req/s, its latencies and CPU with it), and every round's req/s beside it."""
+    measured = [run for run in rounds if run.ok]
+    if not measured:
+        return rounds[-1]
+    merged = replace(measured[-1], points=[], rounds_requests_per_s={})
+    for concurrency in sorted({p.concurrency for run in measured for p in run.points}):
+        points = [p for run in measured for p in run.points if p.concurrency == concurrency]
+        points.sort(key=lambda point: point.requests_per_s)
+        merged.points.append(points[(len(points) - 1) // 2])
+        merged.rounds_requests_per_s[concurrency] = [
+            p.requests_per_s for run in measured for p in run.points if p.concurrency == concurrency
+        ]
+    return merged
 
 
 # --- systems ---------------------------------------------------------------------------------
@@ -578,7 +603,17 @@ def print_report(
     for target in targets(runs, levels):
         verdict = {True: "MET", False: "NOT MET", None: "not measured"}[target["met"]]
         print(f"target: {target['target']:<58} {_fmt(target['value'], ',.3f'):>10}  {verdict}")
-    print("=" * width)
+    rounded = [
+        run for run in runs.values() if len(next(iter(run.rounds_requests_per_s.values()), [])) > 1
+    ]
+    for run in rounded:
+        each = "; ".join(
+            f"c={c}: " + " / ".join(f"{rps:,.0f}" for rps in values)
+            for c, values in run.rounds_requests_per_s.items()
+        )
+        print(f"rounds of {run.label} (req/s; the table shows the median): {each}")
+    if rounded:
+        print("=" * width)
 
 
 def machine_facts() -> dict[str, Any]:
@@ -635,6 +670,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="lambdalet,floor,sls",
         help="comma-separated subset of lambdalet, floor, sls (direct always runs)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the systems this many times, one after the other, and report the median",
+    )
     parser.add_argument("--sls-dir", type=Path, default=DEFAULT_SLS_DIR)
     parser.add_argument("--no-install", action="store_true", help="never run npm install")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -643,6 +684,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.system_names = {name.strip() for name in args.systems.split(",") if name.strip()}
     if args.duration < 1 or args.warmup < 1 or not args.levels or min(args.levels) < 1:
         parser.error("--duration and --warmup must be >= 1 s, concurrency levels >= 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     unknown = args.system_names - {"lambdalet", "floor", "sls"}
     if unknown:
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
@@ -689,16 +732,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ),
             ),
         ]
-        for key, name, label, step in steps:
-            if key not in args.system_names:
-                continue
-            print(f"{label} ...", flush=True)
-            try:
-                run = step()
-            except (BenchError, OSError, subprocess.SubprocessError) as error:
-                run = SystemRun(name, label, reason=str(error) or repr(error))
-                print(f"  {label} NOT MEASURED: {run.reason}", flush=True)
-            runs[name] = run
+        rounds: dict[str, list[SystemRun]] = {}
+        for round_number in range(1, args.rounds + 1):
+            for key, name, label, step in steps:
+                if key not in args.system_names:
+                    continue
+                of = f" (round {round_number} of {args.rounds})" if args.rounds > 1 else ""
+                print(f"{label}{of} ...", flush=True)
+                try:
+                    run = step()
+                except (BenchError, OSError, subprocess.SubprocessError) as error:
+                    run = SystemRun(name, label, reason=str(error) or repr(error))
+                    print(f"  {label} NOT MEASURED: {run.reason}", flush=True)
+                rounds.setdefault(name, []).append(run)
+        runs.update({name: median_of_rounds(each) for name, each in rounds.items()})
     rows = comparisons(runs, args.levels)
     print_report(runs, args.levels, rows)
     elapsed = time.perf_counter() - began
@@ -711,6 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "concurrency": args.levels,
+            "rounds": args.rounds,
             "load_generator": client_name,
             "handler": HANDLER_SOURCE,
         },
