@@ -47,8 +47,8 @@ serverless-offline's runners).
 With ``--rounds N`` the systems are measured N times over, one after the other (lambdalet,
 floor, serverless-offline, then again), so a slow or fast phase of a shared machine falls on
 all of them; each point reported is the median round by req/s (of an even number, the
-slower of the middle two), with every round's req/s
-printed beside the table and kept in the JSON (``rounds_requests_per_s``).
+slower of the middle two), with every round's req/s printed beside the table and kept in the
+JSON (``rounds_requests_per_s``).
 
 Prints a table (req/s, p50, p99 per system and concurrency), the ratios lambdalet ÷
 serverless-offline (req/s), lambdalet p50 − floor p50 and lambdalet p50 − direct p50, and the
