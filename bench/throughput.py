@@ -217,11 +217,9 @@ def median_of_rounds(rounds: list[SystemRun]) -> SystemRun:
     merged = replace(measured[-1], points=[], rounds_requests_per_s={})
     for concurrency in sorted({p.concurrency for run in measured for p in run.points}):
         points = [p for run in measured for p in run.points if p.concurrency == concurrency]
-        points.sort(key=lambda point: point.requests_per_s)
-        merged.points.append(points[(len(points) - 1) // 2])
-        merged.rounds_requests_per_s[concurrency] = [
-            p.requests_per_s for run in measured for p in run.points if p.concurrency == concurrency
-        ]
+        merged.rounds_requests_per_s[concurrency] = [p.requests_per_s for p in points]
+        ordered = sorted(points, key=lambda point: point.requests_per_s)
+        merged.points.append(ordered[(len(ordered) - 1) // 2])
     return merged
 
 
@@ -604,7 +602,7 @@ def print_report(
         verdict = {True: "MET", False: "NOT MET", None: "not measured"}[target["met"]]
         print(f"target: {target['target']:<58} {_fmt(target['value'], ',.3f'):>10}  {verdict}")
     rounded = [
-        run for run in runs.values() if len(next(iter(run.rounds_requests_per_s.values()), [])) > 1
+        run for run in runs.values() if any(len(v) > 1 for v in run.rounds_requests_per_s.values())
     ]
     for run in rounded:
         each = "; ".join(
