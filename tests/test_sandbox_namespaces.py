@@ -32,7 +32,14 @@ from lambdalet.sandbox.namespaces import (
     isolation_report,
     probe_namespaces,
 )
-from lambdalet.testing import Deploy, ServerThread, code_trees, make_zip, tail
+from lambdalet.testing import (
+    Deploy,
+    ServerThread,
+    code_trees,
+    make_zip,
+    process_ended,
+    tail,
+)
 
 
 def _why_unavailable() -> str | None:
@@ -580,16 +587,7 @@ def test_sandboxes_of_a_killed_node_are_reaped_by_the_next(tmp_path: Path) -> No
     # Dead: gone, or a zombie its new parent has not reaped yet. A killed task leaves its cgroup
     # a moment before it becomes a zombie, a moment that lasts on a slow kernel.
     deadline = time.monotonic() + 10
-    for pid in members:
-        state = _state(pid)
-        while state not in ("Z", "gone") and time.monotonic() < deadline:
-            time.sleep(0.05)
-            state = _state(pid)
-        assert state in ("Z", "gone"), f"sandbox process {pid} is still {state}"
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
+    while not all(process_ended(pid) for pid in members) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in members if not process_ended(pid)]
+    assert not alive, f"sandbox processes still running: {alive}"

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from conftest import ROLE, boto_client
 
-from lambdalet.testing import make_zip
+from lambdalet.testing import make_zip, process_ended
 
 LAMBDALET = Path(sys.executable).parent / "lambdalet"
 HELLO_DIR = Path(__file__).resolve().parent.parent / "examples" / "hello"
@@ -174,14 +174,6 @@ def _children(pid: int) -> set[int]:
     return children
 
 
-def _ended(pid: int) -> bool:
-    """Gone, or a zombie waiting for its new parent to reap it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def test_process_sandboxes_end_once_their_node_is_killed(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -212,6 +204,6 @@ def test_process_sandboxes_end_once_their_node_is_killed(tmp_path: Path) -> None
         node.wait()
     # Their channel and Runtime API are gone with the node: each runtime ends on its own.
     deadline = time.monotonic() + WAIT_S
-    while not all(_ended(pid) for pid in sandboxes) and time.monotonic() < deadline:
+    while not all(process_ended(pid) for pid in sandboxes) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert all(_ended(pid) for pid in sandboxes), sandboxes
+    assert all(process_ended(pid) for pid in sandboxes), sandboxes

@@ -69,6 +69,14 @@ def wait_for_file(path: Path, lines: int = 1, timeout_s: float = 30) -> str:
     raise AssertionError(f"{path} was not written in time")
 
 
+def process_ended(pid: int) -> bool:
+    """Whether a process is gone, or a zombie waiting for its parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def code_trees(data_dir: Path) -> set[Path]:
     """The extracted code trees a node keeps under ``data_dir``."""
     return set((data_dir / "code" / "trees").iterdir())
