@@ -27,6 +27,7 @@ from lambdalet.sandbox import cgroups, native_init
 from lambdalet.sandbox.base import SandboxSpec
 from lambdalet.sandbox.namespaces import (
     DEFAULT_HOST_ID,
+    PEAK_READ_INTERVAL_S,
     NamespacesBackend,
     describe,
     isolation_report,
@@ -164,6 +165,43 @@ def test_hello_runs_unprivileged_and_stays_warm(deploy: Deploy, lambda_client: A
     second, response = invoke(lambda_client, name, {"n": 2})
     assert second["calls"] == 2 and second["pid"] == first["pid"]
     assert "Init Duration" not in tail(response).splitlines()[-1]
+
+
+CHILD_MEMORY = """
+import os, subprocess, sys, time
+
+CHILD = (
+    "import os, time\\n"
+    "block = bytearray(64 * 1024 * 1024)\\n"
+    "block[::4096] = b'x' * len(block[::4096])\\n"
+    "open('/tmp/ready', 'w').close()\\n"
+    "time.sleep(30)\\n"
+)
+
+def handler(event, context):
+    if event.get("spawn"):
+        subprocess.Popen([sys.executable, "-c", CHILD])
+        while not os.path.exists("/tmp/ready"):
+            time.sleep(0.01)
+    return {}
+"""
+
+
+def test_memory_other_processes_took_is_reported_within_the_read_interval(
+    deploy: Deploy, lambda_client: Any
+) -> None:
+    # The runtime's own peak does not grow when a child takes 64 MB: the cgroup's peak is read
+    # again once its last reading is PEAK_READ_INTERVAL_S old, not after every invocation.
+    name = deploy(CHILD_MEMORY, MemorySize=256)["FunctionName"]
+
+    def used(payload: dict[str, Any]) -> int:
+        _, response = invoke(lambda_client, name, payload)
+        return int(re.search(r"Max Memory Used: (\d+) MB", tail(response))[1])  # type: ignore[index]
+
+    assert used({}) < 64  # the interpreter alone
+    used({"spawn": True})
+    time.sleep(PEAK_READ_INTERVAL_S + 0.05)
+    assert used({}) >= 64
 
 
 def test_function_sees_only_its_own_files_and_processes(
