@@ -16,9 +16,10 @@ import base64
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
-from urllib.parse import parse_qsl
+from collections.abc import AsyncIterator, Sequence
+from urllib.parse import parse_qsl, unquote
 
+import httptools
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -35,6 +36,7 @@ from lambdalet.errors import (
     InvalidRequestContentException,
     ServiceException,
 )
+from lambdalet.frontdoor.hosts import HostDispatch
 from lambdalet.models import LATEST
 from lambdalet.node import Node, decode_client_context, new_request_id
 
@@ -66,38 +68,83 @@ class InvokeFirst:
         if scope["type"] == "http" and scope["method"] == "POST":
             match = INVOKE_PATH.fullmatch(scope["path"])
             if match is not None:
-                await self._answer(match[1], scope, receive, send)
+                reply = await answer(
+                    self.node, match[1], scope["query_string"], scope["headers"], receive
+                )
+                if reply is not None:
+                    status, headers, body = reply
+                    raw = [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]
+                    await send({"type": "http.response.start", "status": status, "headers": raw})
+                    await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, raw_name: str, scope: Scope, receive: Receive, send: Send) -> None:
-        # The first of a repeated header counts, as Starlette's Headers.get has it.
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in reversed(scope["headers"])
-        }
-        query: bytes = scope["query_string"]
-        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
+
+class DirectInvoke:
+    """Which requests the HTTP protocol answers as Invoke itself, without ASGI
+    (``api/serving.py``): a POST to the Invoke path on the API's own host, when signatures are
+    not checked. Nothing in front of InvokeFirst would change such a request or its answer."""
+
+    def __init__(self, node: Node, hosts: HostDispatch) -> None:
+        self.node = node
+        self._hosts = hosts
+
+    def target(
+        self, url: bytes, headers: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[str, bytes] | None:
+        """(the function as the path names it, the query) of a POST to ``url``, if it is
+        Invoke on the API's host; None for the ASGI app to answer."""
         try:
-            status, reply_headers, body = await invoke(
-                self.node, raw_name, params, headers, receive_chunks(receive)
-            )
-        except ClientDisconnect:
-            return
-        except AwsError as error:
-            status, reply_headers, body = _error_reply(error)
-        except Exception:
-            request_id = new_request_id()
-            log.exception("request %s POST %s failed", request_id, scope["path"])
-            failure = ServiceException(
-                f"lambdalet failed to handle the request (request id {request_id})"
-            )
-            status, reply_headers, body = _error_reply(failure, request_id)
-        raw_headers = [(k.lower().encode(), v.encode("latin-1")) for k, v in reply_headers.items()]
-        if status != 204:
-            raw_headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": body})
+            parsed = httptools.parse_url(url)
+            path = parsed.path.decode("ascii")
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            return None
+        match = INVOKE_PATH.fullmatch(unquote(path) if "%" in path else path)
+        if match is None:
+            return None
+        for name, value in headers:
+            if name == b"host":
+                if self._hosts.labelled(value.decode("latin-1")) is not None:
+                    return None  # a function URL's or an HTTP API's host
+                break
+        return match[1], parsed.query or b""
+
+
+async def answer(
+    node: Node,
+    raw_name: str,
+    query: bytes,
+    raw_headers: Sequence[tuple[bytes, bytes]],
+    receive: Receive,
+) -> Reply | None:
+    """The whole reply to an Invoke request, errors included (None: the client went).
+
+    Its headers come with ``content-length``, ready to be written; both ways of answering
+    Invoke (:class:`InvokeFirst`, and ``api/serving.py``'s protocol without ASGI) use it.
+    """
+    # The first of a repeated header counts, as Starlette's Headers.get has it.
+    headers = {
+        name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(raw_headers)
+    }
+    params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
+    try:
+        status, reply_headers, body = await invoke(
+            node, raw_name, params, headers, receive_chunks(receive)
+        )
+    except ClientDisconnect:
+        return None
+    except AwsError as error:
+        status, reply_headers, body = _error_reply(error)
+    except Exception:
+        request_id = new_request_id()
+        log.exception("request %s POST invocations of %s failed", request_id, raw_name)
+        failure = ServiceException(
+            f"lambdalet failed to handle the request (request id {request_id})"
+        )
+        status, reply_headers, body = _error_reply(failure, request_id)
+    if status != 204:
+        reply_headers["content-length"] = str(len(body))
+    return status, reply_headers, body
 
 
 async def invoke(

@@ -53,6 +53,15 @@ class HostDispatch:
                 return parts[1], parts[0]
         return None
 
+    def labelled(self, host: str) -> tuple[str, str] | None:
+        """:meth:`match_host`'s answer for ``host``, remembered: every request asks it."""
+        matched: tuple[str, str] | None = self._matched.get(host, _UNSEEN)
+        if matched is _UNSEEN:
+            if len(self._matched) >= MATCH_CACHE_SIZE:
+                self._matched.clear()
+            matched = self._matched[host] = self.match_host(host)
+        return matched
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan and websockets are the API app's
             await self.api_app(scope, receive, send)
@@ -62,11 +71,7 @@ class HostDispatch:
             if name == b"host":
                 host = value.decode("latin-1")
                 break
-        matched = self._matched.get(host, _UNSEEN) if host else None
-        if matched is _UNSEEN:
-            if len(self._matched) >= MATCH_CACHE_SIZE:
-                self._matched.clear()
-            matched = self._matched[host] = self.match_host(host)
+        matched = self.labelled(host) if host else None
         if matched is not None:
             label, host_id = matched
             await self.by_label[label](dict(scope, **{HOST_ID: host_id}), receive, send)
