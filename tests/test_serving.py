@@ -110,6 +110,7 @@ def test_invoke_is_answered_alike_with_and_without_asgi(
     name = deploy(ECHO)["FunctionName"]
     cases = [
         _request(name, b'{"n": 1}'),
+        _request(name, json.dumps({"big": "x" * 300_000}).encode()),  # past flow control's mark
         _request(name, b'{"n": 1', extra="X-Amz-Log-Type: None\r\n"),  # not JSON: 400
         _request("no-such-function"),  # 404
         _request(name, extra="X-Amz-Invocation-Type: DryRun\r\n"),  # 204

@@ -69,7 +69,11 @@ class InvokeFirst:
             match = INVOKE_PATH.fullmatch(scope["path"])
             if match is not None:
                 reply = await answer(
-                    self.node, match[1], scope["query_string"], scope["headers"], receive
+                    self.node,
+                    match[1],
+                    scope["query_string"],
+                    scope["headers"],
+                    receive_chunks(receive),
                 )
                 if reply is not None:
                     status, headers, body = reply
@@ -115,12 +119,13 @@ async def answer(
     raw_name: str,
     query: bytes,
     raw_headers: Sequence[tuple[bytes, bytes]],
-    receive: Receive,
+    body: AsyncIterator[bytes],
 ) -> Reply | None:
     """The whole reply to an Invoke request, errors included (None: the client went).
 
-    Its headers come with ``content-length``, ready to be written; both ways of answering
-    Invoke (:class:`InvokeFirst`, and ``api/serving.py``'s protocol without ASGI) use it.
+    ``body`` yields the request's body. The reply's headers come with ``content-length``,
+    ready to be written; both ways of answering Invoke (:class:`InvokeFirst`, and
+    ``api/serving.py``'s protocol without ASGI) use it.
     """
     # The first of a repeated header counts, as Starlette's Headers.get has it.
     headers = {
@@ -128,23 +133,21 @@ async def answer(
     }
     params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
     try:
-        status, reply_headers, body = await invoke(
-            node, raw_name, params, headers, receive_chunks(receive)
-        )
+        status, reply_headers, reply = await invoke(node, raw_name, params, headers, body)
     except ClientDisconnect:
         return None
     except AwsError as error:
-        status, reply_headers, body = _error_reply(error)
+        status, reply_headers, reply = _error_reply(error)
     except Exception:
         request_id = new_request_id()
         log.exception("request %s POST invocations of %s failed", request_id, raw_name)
         failure = ServiceException(
             f"lambdalet failed to handle the request (request id {request_id})"
         )
-        status, reply_headers, body = _error_reply(failure, request_id)
+        status, reply_headers, reply = _error_reply(failure, request_id)
     if status != 204:
-        reply_headers["content-length"] = str(len(body))
-    return status, reply_headers, body
+        reply_headers["content-length"] = str(len(reply))
+    return status, reply_headers, reply
 
 
 async def invoke(

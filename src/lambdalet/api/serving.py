@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import uvicorn
@@ -16,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import (
 
 from lambdalet.api.app import create_app
 from lambdalet.api.invoke import DirectInvoke, answer
+from lambdalet.api.requests import receive_chunks
 from lambdalet.frontdoor.hosts import HostDispatch
 from lambdalet.node import Node
 
@@ -80,9 +82,8 @@ class InvokeCycle(RequestResponseCycle):
         headers: list[tuple[bytes, bytes]],
     ) -> None:
         """Answer the Invoke, as ``run_asgi`` runs an app (a failure is logged and a 500)."""
-        receive = cast(Receive, self.receive)
         try:
-            reply = await answer(direct.node, *target, headers, receive)
+            reply = await answer(direct.node, *target, headers, self._body())
             if reply is not None:
                 await self._write(*reply)
         except BaseException as exc:
@@ -93,6 +94,17 @@ class InvokeCycle(RequestResponseCycle):
                 self.transport.close()
         finally:
             self.on_response = _nothing
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        """The request's body: at once when all of it is here (the usual case), else as
+        ``receive`` brings it."""
+        if self.more_body or self.waiting_for_100_continue or self.disconnected:
+            async for chunk in receive_chunks(cast(Receive, self.receive)):
+                yield chunk
+            return
+        self.flow.resume_reading()  # paused if the body passed uvicorn's high-water mark
+        body, self.body = bytes(self.body), bytearray()
+        yield body
 
     async def _write(self, status: int, headers: dict[str, str], body: bytes) -> None:
         if self.flow.write_paused and not self.disconnected:

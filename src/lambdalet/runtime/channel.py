@@ -16,7 +16,6 @@ import json
 import logging
 import socket
 import struct
-from dataclasses import replace
 from typing import Any, cast
 
 from lambdalet.models import Invocation
@@ -34,9 +33,14 @@ _PREFIX = struct.Struct(">II")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
+# One encoder for every frame: json.dumps with any option but the defaults builds a new one
+# per call, which costs more than encoding a frame's header.
+_encode_header = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
     """One frame: lengths, JSON header, payload."""
-    head = json.dumps(header, separators=(",", ":")).encode()
+    head = _encode_header(header).encode()
     return _PREFIX.pack(len(head) + len(payload), len(head)) + head + payload
 
 
@@ -121,7 +125,7 @@ class FramedChannel(asyncio.Protocol):
                 return
             head_end = _PREFIX.size + head_length
             try:
-                header = json.loads(buffer[_PREFIX.size : head_end])
+                header = json.loads(buffer[_PREFIX.size : head_end].decode())
             except ValueError:
                 log.warning("runtime sent a frame header that is not JSON; closing its channel")
                 assert self._transport is not None
@@ -154,8 +158,12 @@ class FramedChannel(asyncio.Protocol):
                 self.init_error.set_result(RuntimeReply(payload, header.get("type")))
         elif op == "response":
             too_large = len(payload) > MAX_RESPONSE_BYTES
-            reply = RESPONSE_TOO_LARGE if too_large else RuntimeReply(payload, None)
-            self._resolve(str(header.get("id")), replace(reply, max_rss_kb=_rss_kb(header)))
+            reply = RuntimeReply(
+                RESPONSE_TOO_LARGE.payload if too_large else payload,
+                RESPONSE_TOO_LARGE.error_type if too_large else None,
+                _rss_kb(header),
+            )
+            self._resolve(str(header.get("id")), reply)
         elif op == "error":
             error_type = header.get("type") or "Unhandled"
             reply = RuntimeReply(payload or b"{}", error_type, _rss_kb(header))
