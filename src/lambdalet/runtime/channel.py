@@ -57,7 +57,8 @@ class FramedChannel(asyncio.Protocol):
         self._buffer = bytearray()
         self._current: Invocation | None = None
         self._reply: asyncio.Future[RuntimeReply] | None = None
-        loop = asyncio.get_running_loop()
+        # Kept: asking asyncio for the running loop costs a getpid() system call on Python 3.11.
+        self._loop = loop = asyncio.get_running_loop()
         self.first_poll: asyncio.Future[None] = loop.create_future()
         self.init_error: asyncio.Future[RuntimeReply] = loop.create_future()
 
@@ -82,7 +83,7 @@ class FramedChannel(asyncio.Protocol):
 
     def submit(self, invocation: Invocation) -> asyncio.Future[RuntimeReply]:
         """Hand an invocation to the runtime; the future resolves with its reply."""
-        self._reply = asyncio.get_running_loop().create_future()
+        self._reply = self._loop.create_future()
         self._current = invocation
         if self._transport is None:
             self.fail_pending(ConnectionResetError("runtime channel closed"))

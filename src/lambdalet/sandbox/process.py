@@ -145,7 +145,8 @@ class ProcessSandbox:
         reply = api.submit(invocation)
         # The reply fails when the runtime exits (_on_exit) or when this timer fires: one
         # timer and one future, no task, on every invocation.
-        timer = asyncio.get_running_loop().call_later(timeout_ms / 1000, _expire, api)
+        # The loop from a future of it: asyncio.get_running_loop() makes a system call on 3.11.
+        timer = self._exit.get_loop().call_later(timeout_ms / 1000, _expire, api)
         if self._exit.done():
             api.fail_pending(ConnectionResetError("runtime exited"))
         with contextlib.suppress(ConnectionError, TimeoutError):
