@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+import lambdalet.runtime
 from lambdalet.testing import Deploy, ServerThread, invoke, tail
 
 CONTEXT = """
@@ -80,6 +83,41 @@ def test_context_environment_and_warm_state(deploy: Deploy, lambda_client: Any) 
     second, _ = invoke(lambda_client, name, {"n": 2})
     assert second["calls"] == first["calls"] + 1
     assert second["aws_request_id"] != first["aws_request_id"]
+    assert second["env"]["_X_AMZN_TRACE_ID"] != env["_X_AMZN_TRACE_ID"]
+
+
+TRACE_IDS = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import python_bootstrap
+
+def rss_kb():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
+
+python_bootstrap.set_trace_id("Root=1-00000000-000000000000000000000000;Parent=0;Sampled=0")
+before = rss_kb()
+for i in range(200_000):
+    python_bootstrap.set_trace_id(f"Root=1-5e1b4151-{i:024x};Parent={i:016x};Sampled=0")
+assert os.environ["_X_AMZN_TRACE_ID"].startswith("Root=1-5e1b4151-")
+assert os.getenv("_X_AMZN_TRACE_ID") == os.environ["_X_AMZN_TRACE_ID"]
+python_bootstrap.set_trace_id(None)
+assert "_X_AMZN_TRACE_ID" not in os.environ
+print(rss_kb() - before)
+"""
+
+
+def test_a_trace_id_per_invocation_does_not_grow_the_runtime() -> None:
+    # With os.environ[...] = value, the C library's setenv keeps every value: 200,000 trace
+    # ids take about 28 MB that are never freed.
+    runtime_dir = Path(lambdalet.runtime.__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", TRACE_IDS, str(runtime_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert int(done.stdout) < 2048, f"the runtime grew by {done.stdout.strip()} KB"
 
 
 def test_log_tail_start_end_report(deploy: Deploy, lambda_client: Any) -> None:

@@ -314,6 +314,29 @@ class FramedRuntimeApi:
             self._send(header, body)
 
 
+TRACE_VARIABLE = "_X_AMZN_TRACE_ID"
+# What os.environ keeps its items in (CPython), to be set without the C library's setenv.
+_ENVIRON_DATA: Any = getattr(os.environ, "_data", None)
+
+
+def set_trace_id(trace_id: str | None) -> None:
+    """``_X_AMZN_TRACE_ID`` for this invocation, in os.environ: what handlers, the X-Ray SDK
+    and botocore read.
+
+    Not with ``os.environ[name] = value``: that calls the C library's setenv, which keeps a
+    copy of every value it is given and never frees one. Every invocation has a trace id of its
+    own, so a busy sandbox would grow by about 150 bytes an invocation (70 MB an hour at 140
+    invocations a second) until its memory limit killed it. So the C environment, which a
+    process the handler starts inherits unless given ``env=os.environ``, does not carry it.
+    """
+    if not trace_id:
+        os.environ.pop(TRACE_VARIABLE, None)  # unsetenv copies nothing
+    elif _ENVIRON_DATA is None:  # not CPython: as AWS's own runtime does
+        os.environ[TRACE_VARIABLE] = trace_id
+    else:
+        _ENVIRON_DATA[os.environ.encodekey(TRACE_VARIABLE)] = os.environ.encodevalue(trace_id)
+
+
 def _log_error(error_type: str, message: str, stack: list[str]) -> None:
     text = f"[ERROR] {error_type}: {message}"
     if stack:
@@ -379,8 +402,8 @@ def _warm_up(compile_source: bool, handler: Any = None) -> None:
     )
     head = json.dumps({"op": "response", "id": "warm-up"}).encode()
     _PREFIX.pack(len(head) + len(result), len(head))
-    os.environ["_X_AMZN_TRACE_ID"] = "warm-up"  # the C environment is written too
-    del os.environ["_X_AMZN_TRACE_ID"]
+    set_trace_id("warm-up")
+    set_trace_id(None)
     print(end="", flush=True)  # writes nothing
     print(end="", file=sys.stderr, flush=True)
     if handler is not None:
@@ -523,11 +546,7 @@ def main(warmed: bool = False) -> None:
     while True:
         headers, body = api.next()
         request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
-        trace_id = headers.get("Lambda-Runtime-Trace-Id")
-        if trace_id:
-            os.environ["_X_AMZN_TRACE_ID"] = trace_id
-        else:
-            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        set_trace_id(headers.get("Lambda-Runtime-Trace-Id"))
         try:
             event = json.loads(body) if body else {}
             result = handler(event, LambdaContext(headers))
