@@ -5,9 +5,11 @@ when it failed, ``X-Amz-Log-Result`` with the last 4 KB of its log when ``LogTyp
 Event commits the event to the store and answers 202; DryRun only checks and answers 204.
 
 Invoke is by far the most frequent request, and every microsecond the server spends on it
-bounds how many invokes a node serves per second. So :class:`InvokeFirst`, in front of the
-Starlette app, answers it as plain ASGI: one match of the path, no routing table, middleware,
-request or response objects. Errors are answered exactly as the app answers them.
+bounds how many invokes a node serves per second. So the HTTP protocol answers it itself when
+:class:`DirectInvoke` says it may (``api/serving.py``), and otherwise :class:`InvokeFirst`, in
+front of the Starlette app, answers it as plain ASGI: one match of the path, no routing table,
+middleware, request or response objects. Both build the reply with :func:`answer`; errors are
+answered exactly as the app answers them.
 """
 
 from __future__ import annotations

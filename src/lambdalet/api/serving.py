@@ -1,4 +1,6 @@
-"""Running the ASGI app with uvicorn, and knowing when it accepts connections."""
+"""Running the ASGI app with uvicorn, and knowing when it accepts connections; Invoke is
+answered by the HTTP protocol itself, without ASGI, when nothing in front of the app would
+change it."""
 
 from __future__ import annotations
 
