@@ -44,7 +44,8 @@
  *   lines (newlines inside a message become \r so one call stays one log line), to stdout as
  *   AWS does, synchronously with fs.writeSync, so everything printed before a reply is in the
  *   pipe before the host sees the reply.
- * - process.env._X_AMZN_TRACE_ID is set from Lambda-Runtime-Trace-Id for each invocation.
+ * - process.env._X_AMZN_TRACE_ID is set from Lambda-Runtime-Trace-Id for each invocation,
+ *   without the C library's setenv (traceEnvironment).
  */
 
 const fs = require('fs');
@@ -517,7 +518,45 @@ function onUncaught(api, title, error, exitCode) {
   process.exit(exitCode);
 }
 
+const TRACE_VARIABLE = '_X_AMZN_TRACE_ID';
+
+/**
+ * process.env with _X_AMZN_TRACE_ID kept in JavaScript. Node sets a variable of process.env
+ * with the C library's setenv, which copies every value it is given and never frees one; with
+ * a trace id of its own for each invocation, a busy sandbox would grow by about 170 bytes an
+ * invocation. Whatever reads process.env still sees it, child processes included
+ * (child_process copies process.env's keys and values); every other variable is the real one.
+ */
+function traceEnvironment(env) {
+  let traceId;
+  return new Proxy(env, {
+    get: (target, key) => (key === TRACE_VARIABLE ? traceId : Reflect.get(target, key)),
+    set: (target, key, value) => {
+      if (key !== TRACE_VARIABLE) return Reflect.set(target, key, value);
+      traceId = String(value);
+      return true;
+    },
+    has: (target, key) =>
+      key === TRACE_VARIABLE ? traceId !== undefined : Reflect.has(target, key),
+    deleteProperty: (target, key) => {
+      if (key !== TRACE_VARIABLE) return Reflect.deleteProperty(target, key);
+      traceId = undefined;
+      return true;
+    },
+    ownKeys: (target) => {
+      const keys = Reflect.ownKeys(target).filter((key) => key !== TRACE_VARIABLE);
+      return traceId === undefined ? keys : [...keys, TRACE_VARIABLE];
+    },
+    getOwnPropertyDescriptor: (target, key) => {
+      if (key !== TRACE_VARIABLE) return Reflect.getOwnPropertyDescriptor(target, key);
+      if (traceId === undefined) return undefined;
+      return { value: traceId, writable: true, enumerable: true, configurable: true };
+    },
+  });
+}
+
 async function main() {
+  process.env = traceEnvironment(process.env);
   patchConsole();
   const api = new RuntimeApi(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
   process.on('uncaughtException', (error) => {
@@ -551,12 +590,16 @@ async function main() {
     logState.requestId = requestId;
     const traceId = next.headers['lambda-runtime-trace-id'];
     if (traceId) {
-      process.env._X_AMZN_TRACE_ID = traceId;
+      process.env[TRACE_VARIABLE] = traceId;
     } else {
-      delete process.env._X_AMZN_TRACE_ID;
+      delete process.env[TRACE_VARIABLE];
     }
     await invoke(api, handler, next);
   }
 }
 
-main().catch(exitOnLostApi);
+if (require.main === module) {
+  main().catch(exitOnLostApi);
+} else {
+  module.exports = { traceEnvironment }; // for lambdalet's tests
+}
