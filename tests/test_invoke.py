@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import re
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import lambdalet.runtime
+import lambdalet.sandbox.process as process_sandbox
 from lambdalet.testing import Deploy, ServerThread, invoke, tail
 
 CONTEXT = """
@@ -445,6 +447,31 @@ def test_a_sandbox_that_died_while_idle_is_not_reused(deploy: Deploy, lambda_cli
     second_pid, response = invoke(lambda_client, name)
     assert "FunctionError" not in response
     assert second_pid != first_pid
+
+
+def test_a_runtime_whose_exit_cannot_be_watched_is_stopped(
+    deploy: Deploy, lambda_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a kernel without pidfd_open: the runtime has started, but nothing could tell the
+    # node when it ends. The invocation fails and the runtime must not be left running.
+    started: list[int] = []
+
+    def unwatchable(process: subprocess.Popen[bytes]) -> Any:
+        started.append(process.pid)
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    name = deploy("import os\ndef handler(event, context):\n    return os.getpid()\n")[
+        "FunctionName"
+    ]
+    monkeypatch.setattr(process_sandbox, "watch_exit", unwatchable)
+    with pytest.raises(ClientError) as failure:
+        invoke(lambda_client, name)
+    assert failure.value.response["Error"]["Code"] == "ServiceException"
+    assert len(started) == 1
+    assert not Path(f"/proc/{started[0]}").exists()  # killed and reaped
+    monkeypatch.undo()
+    pid, response = invoke(lambda_client, name)
+    assert "FunctionError" not in response and pid != started[0]
 
 
 def test_output_without_a_final_newline_is_in_the_log(deploy: Deploy, lambda_client: Any) -> None:

@@ -194,11 +194,12 @@ class ProcessSandbox:
 
     async def _spawn(self, env: dict[str, str], inherited: tuple[int, ...]) -> None:
         """Start the runtime process, passing it ``inherited`` fds; collect its output and
-        watch for its exit. A launch that fails stops the sandbox and raises."""
+        watch for its exit. A launch that fails, or a runtime that cannot be watched once it
+        started, stops the sandbox (its process with it) and raises."""
         read_fd, write_fd = os.pipe()
         try:
             self._exit = await self._start_runtime(env, inherited, write_fd)
-        except SandboxInitError:
+        except BaseException:
             os.close(read_fd)
             await self.stop()
             raise
@@ -304,6 +305,8 @@ class ProcessSandbox:
                 os.killpg(self._process.pid, signal.SIGKILL)
         if self._exit is not None:
             await self._exit
+        elif self._process is not None:
+            await asyncio.to_thread(self._process.wait)  # started, but never watched
         if self._output is not None:
             self._output.drain()
             self._output.close()
